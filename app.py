@@ -1,0 +1,150 @@
+"""Entry point.
+
+    python app.py                      serve the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)
+    python app.py ops <words>          run one /ops command in the terminal and print the result
+
+Exit codes: 0 ok; 2 configuration error (one line on stderr). For `ops`, like a
+monitoring check: 0 ok, 1 warning, 2 critical, 3 unknown or the check failed; 64 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.clients import Clients, ClientSetupError
+from bot.commands import UsageError, build_table
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
+from bot.metrics import Metrics
+from bot.render import help_text, report_text
+from diagnostics.result import Status
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack_app import Runtime
+
+log = logging.getLogger("app")
+
+EXIT_CONFIG = 2
+EXIT_USAGE = 64
+STATUS_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3, Status.ERROR: 3}
+
+
+def main(argv: list[str]) -> int:
+    cli = len(argv) > 1 and argv[1] == "ops"
+    try:
+        settings = load_settings(mode="cli" if cli else "serve")
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level if not cli else "WARNING", settings.log_format, settings.secrets())
+    try:
+        return asyncio.run(run_cli(settings, argv[2:]) if cli else serve(settings))
+    except ClientSetupError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_cli(settings: Settings, words: list[str]) -> int:
+    from bot.commands import Context
+    from bot.runners import execute
+
+    table = build_table()
+    try:
+        invocation = table.parse(shlex.join(words), settings.default_namespace)
+    except UsageError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.usage:
+            print(f"usage: python app.py ops {e.usage}", file=sys.stderr)
+        return EXIT_USAGE
+    clients = await Clients.build(settings)
+    try:
+        if invocation.command.name == "help":
+            print(help_text(table, "python app.py ops", clients.unconfigured()), end="")
+            return 0
+        report = await execute(invocation, Context(settings, clients))
+        print(report_text(report), end="")
+        return STATUS_EXIT[report.status]
+    finally:
+        await clients.close()
+
+
+@dataclass
+class RunningBot:
+    """A started bot: the HTTP server, and the Socket Mode connection when configured."""
+
+    runtime: "Runtime"
+    runner: "web.AppRunner"
+    slack: "AsyncWebClient"
+    socket_handler: "AsyncSocketModeHandler | None"
+
+    @property
+    def port(self) -> int:
+        return int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop taking work, let what is in flight finish (bounded), then close everything."""
+        runtime = self.runtime
+        log.info("stopping: finishing %d request(s) in flight", runtime.inflight)
+        runtime.draining = True
+        if self.socket_handler is not None:
+            await self.socket_handler.close_async()
+        grace = runtime.settings.shutdown_grace_seconds
+        if not await runtime.wait_idle(grace):
+            log.warning("gave up waiting after %g s with %d request(s) in flight", grace, runtime.inflight)
+        await self.runner.cleanup()
+        await runtime.clients.close()
+        log.info("stopped")
+
+
+async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
+    from aiohttp import web
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    import handlers
+    from bot.server import build_server
+    from bot.slack_app import Runtime, build_app, build_web_client
+
+    clients = await Clients.build(settings)
+    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=Metrics())
+    slack = build_web_client(settings)
+    app = build_app(runtime, slack)
+    handlers.register_all(app, runtime)
+
+    runner = web.AppRunner(build_server(runtime, app, slack), handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host=host, port=settings.port).start()
+    bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None)
+    if settings.socket_mode:
+        bot.socket_handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=slack)
+        await bot.socket_handler.connect_async()
+        log.info("connected to Slack in Socket Mode; health and metrics on :%d", bot.port)
+    else:
+        log.info("listening on :%d (POST /slack/events)", bot.port)
+    return bot
+
+
+async def serve(settings: Settings) -> int:
+    bot = await start_bot(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await bot.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,110 @@
+"""Each backend client, built once from Settings and passed in; closed once at the end."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.config import Settings, safe_url
+from bot.report import Backend
+
+log = logging.getLogger(__name__)
+
+
+# What a user sets to enable each backend; used by "not configured" answers and /ops help.
+BACKEND_SETTINGS: dict[str, tuple[str, str]] = {
+    "kubernetes": ("Kubernetes", "KUBECONFIG or run in-cluster"),
+    "prometheus": ("Prometheus", "PROMETHEUS_URL"),
+    "alertmanager": ("Alertmanager", "ALERTMANAGER_URL"),
+    "elasticsearch": ("Elasticsearch", "ELASTICSEARCH_URL"),
+    "aws": ("AWS", "AWS_REGION"),
+    "database": ("PostgreSQL", "DATABASE_URL"),
+}
+
+
+class ClientSetupError(Exception):
+    """A configured backend whose client could not be built (bad kubeconfig, ...)."""
+
+
+@dataclass
+class Clients:
+    settings: Settings
+    http: aiohttp.ClientSession
+    kubernetes: Any = None  # kubernetes.aio.client.ApiClient
+    elasticsearch: Any = None  # elasticsearch.AsyncElasticsearch
+
+    @classmethod
+    async def build(cls, settings: Settings) -> "Clients":
+        # Short connect timeout: a backend that doesn't answer a TCP handshake in 5 s is down.
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.diagnostic_timeout, connect=5))
+        clients = cls(settings=settings, http=http)
+        try:
+            if settings.kubernetes_configured:
+                from diagnostics.kubernetes import KubernetesConfigError, make_api_client
+
+                try:
+                    clients.kubernetes = await make_api_client(
+                        settings.kubeconfig or None, in_cluster=settings.kubernetes_in_cluster
+                    )
+                except KubernetesConfigError as e:
+                    raise ClientSetupError(str(e)) from None
+            if settings.elasticsearch_url:
+                clients.elasticsearch = _elasticsearch(settings)
+        except BaseException:
+            await clients.close()
+            raise
+        return clients
+
+    def configured(self, backend: str) -> bool:
+        s = self.settings
+        return {
+            "kubernetes": self.kubernetes is not None,
+            "prometheus": bool(s.prometheus_url),
+            "alertmanager": bool(s.alertmanager_url),
+            "elasticsearch": self.elasticsearch is not None,
+            "aws": s.aws_configured,
+            "database": bool(s.database_url),
+            "grafana": bool(s.grafana_url),
+        }[backend]
+
+    def unconfigured(self) -> dict[str, str]:
+        """backend -> what to set, for each backend the bot has no client for."""
+        return {b: setting for b, (_, setting) in BACKEND_SETTINGS.items() if not self.configured(b)}
+
+    def backend(self, backend: str) -> Backend:
+        """Name and location of a backend, for error messages (never with credentials)."""
+        s = self.settings
+        if backend == "kubernetes":
+            host = self.kubernetes.configuration.host if self.kubernetes is not None else "(not configured)"
+            return Backend("Kubernetes", host)
+        locations = {
+            "prometheus": ("Prometheus", s.prometheus_url),
+            "alertmanager": ("Alertmanager", s.alertmanager_url),
+            "elasticsearch": ("Elasticsearch", s.elasticsearch_url),
+            "aws": ("AWS", s.aws_endpoint_url or f"region {s.aws_region}"),
+            "database": ("PostgreSQL", s.database_url),
+            "grafana": ("Grafana", s.grafana_url),
+        }
+        name, location = locations[backend]
+        return Backend(name, safe_url(location))
+
+    async def close(self) -> None:
+        if self.kubernetes is not None:
+            await self.kubernetes.close()
+        if self.elasticsearch is not None:
+            await self.elasticsearch.close()
+        await self.http.close()
+
+
+def _elasticsearch(settings: Settings) -> Any:
+    from elasticsearch import AsyncElasticsearch
+
+    kwargs: dict[str, Any] = {"request_timeout": settings.diagnostic_timeout, "max_retries": 0}
+    if settings.elasticsearch_api_key:
+        kwargs["api_key"] = settings.elasticsearch_api_key
+    elif settings.elasticsearch_username:
+        kwargs["basic_auth"] = (settings.elasticsearch_username, settings.elasticsearch_password)
+    return AsyncElasticsearch(settings.elasticsearch_url, **kwargs)

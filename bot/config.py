@@ -1,0 +1,277 @@
+"""Settings from the environment and an optional YAML file, validated once at start.
+
+Every problem becomes a ConfigError whose message is ONE readable line naming the
+variable and how to fix it; app.py prints it and exits 2. No module reads the
+environment except through `load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
+
+import yaml
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+Mode = Literal["serve", "cli"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person starting the bot."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Slack
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    command: str = "/ops"
+    # Backends; an empty value means "not configured", which is not an error.
+    kubeconfig: str = ""
+    kubernetes_in_cluster: bool = False
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
+    alertmanager_webhook_token: str = ""
+    elasticsearch_url: str = ""
+    elasticsearch_username: str = ""
+    elasticsearch_password: str = ""
+    elasticsearch_api_key: str = ""
+    grafana_url: str = ""
+    aws_region: str = ""
+    aws_endpoint_url: str = ""
+    database_url: str = ""
+    # The bot's own state and process
+    state_url: str = "sqlite:///chatops-state.db"
+    port: int = 3000
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Structured settings from chatops.yaml
+    default_namespace: str = "default"
+    diagnostic_timeout: float = 8.0
+    shutdown_grace_seconds: float = 20.0
+    config_file: str = ""
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @property
+    def kubernetes_configured(self) -> bool:
+        return bool(self.kubeconfig) or self.kubernetes_in_cluster
+
+    @property
+    def aws_configured(self) -> bool:
+        return bool(self.aws_region)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be shown in Slack or the logs."""
+        return tuple(
+            s
+            for s in (
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.slack_app_token,
+                self.alertmanager_webhook_token,
+                self.elasticsearch_password,
+                self.elasticsearch_api_key,
+            )
+            if s
+        )
+
+
+# Keys accepted in chatops.yaml; an unknown key is a typo until proven otherwise.
+_YAML_KEYS = {
+    "default_namespace": str,
+    "diagnostic_timeout": (int, float),
+    "shutdown_grace_seconds": (int, float),
+    "command": str,
+    "grafana_url": str,
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:
+    """Read and validate everything. Raises ConfigError with a one-line message."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+
+    config_file = env.get("CHATOPS_CONFIG", "")
+    if config_file or Path("chatops.yaml").is_file():
+        path = config_file or "chatops.yaml"
+        values.update(_read_yaml(path))
+        values["config_file"] = path
+
+    def get(name: str) -> str:
+        return env.get(name, "").strip()
+
+    values["slack_bot_token"] = get("SLACK_BOT_TOKEN")
+    values["slack_signing_secret"] = get("SLACK_SIGNING_SECRET")
+    values["slack_app_token"] = get("SLACK_APP_TOKEN")
+    if mode == "serve":
+        _check_slack(values)
+
+    if get("SLACK_API_URL"):
+        url = _http_url("SLACK_API_URL", get("SLACK_API_URL"))
+        values["slack_api_url"] = url + "/"
+    if get("SLACK_COMMAND"):
+        values["command"] = get("SLACK_COMMAND")
+    command = values.get("command", "/ops")
+    if not command.startswith("/") or " " in command or len(command) < 2:
+        raise ConfigError(f"command name {command!r} is not a slash command: use a name like /ops")
+
+    values["kubeconfig"] = _kubeconfig(get("KUBECONFIG"))
+    values["kubernetes_in_cluster"] = not values["kubeconfig"] and _in_cluster(env)
+    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "ELASTICSEARCH_URL", "GRAFANA_URL", "AWS_ENDPOINT_URL"):
+        if get(name):
+            values[name.lower()] = _http_url(name, get(name))
+    values["alertmanager_webhook_token"] = get("ALERTMANAGER_WEBHOOK_TOKEN")
+    values["elasticsearch_username"] = get("ELASTICSEARCH_USERNAME")
+    values["elasticsearch_password"] = get("ELASTICSEARCH_PASSWORD")
+    values["elasticsearch_api_key"] = get("ELASTICSEARCH_API_KEY")
+    values["aws_region"] = get("AWS_REGION") or get("AWS_DEFAULT_REGION")
+    if get("DATABASE_URL"):
+        values["database_url"] = _database_url(get("DATABASE_URL"))
+    if get("STATE_URL"):
+        values["state_url"] = _state_url(get("STATE_URL"))
+    if get("PORT"):
+        values["port"] = _port(get("PORT"))
+    if get("LOG_LEVEL"):
+        level = get("LOG_LEVEL").upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL={get('LOG_LEVEL')!r} is not one of {', '.join(LOG_LEVELS)}")
+        values["log_level"] = level
+    if get("LOG_FORMAT"):
+        fmt = get("LOG_FORMAT").lower()
+        if fmt not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT={get('LOG_FORMAT')!r} must be text or json")
+        values["log_format"] = fmt
+    return Settings(**values)
+
+
+def _check_slack(values: dict[str, Any]) -> None:
+    missing = []
+    if not values["slack_bot_token"]:
+        missing.append("SLACK_BOT_TOKEN")
+    if not values["slack_app_token"] and not values["slack_signing_secret"]:
+        missing.append("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
+    if missing:
+        raise ConfigError(
+            f"missing {' and '.join(missing)}: create the app from manifests/slack-app.yaml, install it, "
+            "and export its Bot User OAuth Token and Signing Secret (see README, Configuration)"
+        )
+    if not values["slack_bot_token"].startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN must be the Bot User OAuth Token, which starts with xoxb-")
+    if values["slack_app_token"] and not values["slack_app_token"].startswith("xapp-"):
+        raise ConfigError(
+            "SLACK_APP_TOKEN must be an app-level token with connections:write, which starts with xapp-"
+        )
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"CHATOPS_CONFIG={path!r}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"CHATOPS_CONFIG={path!r}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        expected = _YAML_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_YAML_KEYS))})")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
+        out[key] = float(value) if key.endswith(("timeout", "seconds")) else value
+    if "diagnostic_timeout" in out and not 0 < out["diagnostic_timeout"] <= 120:
+        raise ConfigError(f"{path}: diagnostic_timeout must be between 0 and 120 seconds")
+    if "grafana_url" in out:
+        out["grafana_url"] = _http_url(f"{path}: grafana_url", out["grafana_url"])
+    return out
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={_safe(value)!r} is not an http(s) URL: use e.g. http://prometheus:9090")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name}={_safe(value)!r} has an invalid port") from None
+    return value.rstrip("/")
+
+
+def _database_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql") or not (parts.hostname or parts.query):
+        raise ConfigError(
+            f"DATABASE_URL={_safe(value)!r} is not a PostgreSQL URL: use postgresql://user@host:5432/dbname"
+        )
+    return value
+
+
+def _state_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "sqlite":
+        if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
+            raise ConfigError(
+                f"STATE_URL={value!r}: use sqlite:///relative.db or sqlite:////absolute/path.db"
+            )
+        return value
+    if parts.scheme in ("redis", "rediss"):
+        if not parts.hostname:
+            raise ConfigError(f"STATE_URL={_safe(value)!r}: a redis URL needs a host, e.g. redis://redis:6379/0")
+        return value
+    raise ConfigError(f"STATE_URL={_safe(value)!r}: must start with sqlite:/// or redis://")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"PORT={value!r} is not a number: use e.g. PORT=3000") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"PORT={value!r} is out of range 1-65535")
+    return port
+
+
+def _kubeconfig(value: str) -> str:
+    if not value:
+        return ""
+    # kubectl accepts a list; the first existing file is the one we load.
+    for candidate in value.split(os.pathsep):
+        if candidate and Path(candidate).expanduser().is_file():
+            return str(Path(candidate).expanduser())
+    raise ConfigError(f"KUBECONFIG={value!r}: no such file (unset it to run without Kubernetes)")
+
+
+def _in_cluster(env: Mapping[str, str]) -> bool:
+    return bool(env.get("KUBERNETES_SERVICE_HOST")) and Path(IN_CLUSTER_TOKEN).is_file()
+
+
+def _safe(url: str) -> str:
+    """A URL as it may be shown: without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def safe_url(url: str) -> str:
+    return _safe(url)
+
+
+__all__ = ["ConfigError", "Settings", "load_settings", "safe_url"]

@@ -1,0 +1,38 @@
+"""The bot's own Prometheus metrics, on a registry of its own (so tests don't share state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "chatops_requests_total",
+            "Requests handled, by kind (command, event, interaction, alertmanager) and outcome",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "chatops_handler_duration_seconds",
+            "Time from receiving a request to finishing its work",
+            ["kind"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 30),
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "chatops_backend_errors_total",
+            "Diagnostics that failed because their backend was down, slow or refused",
+            ["backend"],
+            registry=self.registry,
+        )
+
+    def backend_error(self, backend: str) -> None:
+        self.backend_errors.labels(backend=backend).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,234 @@
+"""Report -> Block Kit, and Report -> terminal text. The only place that knows either format.
+
+Every string from a Result is raw backend or user text and is escaped here, once. Output
+is kept within Slack's limits (50 blocks, 3000 characters a section, 2000 a field, 150 a
+header) and anything cut is said in the message itself, not only in a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.mrkdwn import escape, truncate
+from bot.report import Report
+from diagnostics.result import Result, Row, Status
+
+if TYPE_CHECKING:
+    from bot.commands import Command, UsageError
+
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+HEADER_LIMIT = 150
+MAX_FIELDS = 10
+MAX_TEXT = 3900  # the notification text; Slack advises under 4000
+MAX_CODE_LINES = 40  # inline log lines; more goes to a file (later issues) or is cut with a note
+
+EMOJI = {
+    Status.OK: ":large_green_circle:",
+    Status.WARNING: ":large_yellow_circle:",
+    Status.CRITICAL: ":red_circle:",
+    Status.UNKNOWN: ":white_circle:",
+    Status.ERROR: ":warning:",
+}
+MARK = {Status.OK: "✓", Status.WARNING: "!", Status.CRITICAL: "✗", Status.UNKNOWN: "?", Status.ERROR: "E"}
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str  # notification / fallback text
+    blocks: list[dict]
+
+
+def report_message(report: Report, footer: str = "") -> Message:
+    """The Slack message for a report. `footer` is already-safe mrkdwn (built by the caller)."""
+    blocks: list[Block] = []
+    for index, result in enumerate(report.results):
+        if index:
+            blocks.append(DividerBlock())
+        blocks.extend(result_blocks(result))
+    if footer:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(footer, SECTION_LIMIT))]))
+    return Message(text=fallback_text(report), blocks=fit_blocks(blocks))
+
+
+def fallback_text(report: Report) -> str:
+    parts = [f"{EMOJI[r.status]} {escape(r.title)}: {escape(r.summary)}" for r in report.results]
+    return truncate("\n".join(parts) or escape(report.title), MAX_TEXT)
+
+
+def result_blocks(result: Result) -> list[Block]:
+    head = f"{EMOJI[result.status]} *{escape(result.title)}*\n{escape(result.summary)}"
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate(head, SECTION_LIMIT)))]
+    if result.fields:
+        items = list(result.fields.items())
+        fields = [
+            MarkdownTextObject(text=truncate(f"*{escape(k)}*\n{escape(v)}", FIELD_LIMIT))
+            for k, v in items[:MAX_FIELDS]
+        ]
+        blocks.append(SectionBlock(fields=fields))
+        if len(items) > MAX_FIELDS:
+            blocks.append(_note(f"{len(items) - MAX_FIELDS} more fields not shown (Slack shows 10)"))
+    if result.rows:
+        blocks.extend(_sections(_row_line(result.columns, row) for row in result.rows))
+    if result.folded_rows_note:
+        blocks.append(_note(escape(result.folded_rows_note)))
+    if result.lines:
+        blocks.extend(_code_blocks(result.lines))
+    if result.links:
+        links = " · ".join(f"<{link.url}|{escape(link.label)}>" for link in result.links)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(links, SECTION_LIMIT))]))
+    return blocks
+
+
+def _row_line(columns: Sequence[str], row: Row) -> str:
+    name, *rest = row.cells or ("",)
+    line = f"{EMOJI[row.status]} *{escape(name)}*"
+    if row.detail:
+        line += f" — {escape(row.detail)}"
+    pairs = [
+        f"{escape(col)} {escape(value)}" if col else escape(value)
+        for col, value in zip(columns[1:], rest)
+        if value != ""
+    ]
+    if pairs:
+        line += "\n        " + " · ".join(pairs)
+    return line
+
+
+def _sections(lines: Iterable[str]) -> list[Block]:
+    """Pack lines into as few sections as fit Slack's 3000-character limit."""
+    blocks: list[Block] = []
+    current = ""
+    for line in lines:
+        line = truncate(line, SECTION_LIMIT)
+        if current and len(current) + 1 + len(line) > SECTION_LIMIT:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=current)))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=current)))
+    return blocks
+
+
+def _code_blocks(lines: list[str]) -> list[Block]:
+    shown = lines[:MAX_CODE_LINES]
+    # Backticks would close the code fence early.
+    body = "\n".join(escape(line).replace("```", "'''") for line in shown)
+    budget = SECTION_LIMIT - 8
+    blocks: list[Block] = []
+    if len(body) > budget:
+        body = truncate(body, budget)
+        blocks.append(_note("log cut to fit Slack's 3000-character section limit"))
+    blocks.insert(0, SectionBlock(text=MarkdownTextObject(text=f"```{body}```")))
+    if len(lines) > len(shown):
+        blocks.append(_note(f"{len(lines) - len(shown)} more lines not shown inline"))
+    return blocks
+
+
+def _note(text: str) -> Block:
+    return ContextBlock(elements=[MarkdownTextObject(text=f":scissors: {text}")])
+
+
+def fit_blocks(blocks: list[Block]) -> list[dict]:
+    """At most 50 blocks; when cut, the last one says how many were left out."""
+    if len(blocks) > MAX_BLOCKS:
+        kept = blocks[: MAX_BLOCKS - 1]
+        cut = len(blocks) - len(kept)
+        kept.append(_note(f"{cut} more blocks cut (Slack allows {MAX_BLOCKS} per message); "
+                          "run the same command in the terminal for the full output"))
+        blocks = kept
+    return [b.to_dict() for b in blocks]
+
+
+def header(text: str) -> dict:
+    return HeaderBlock(text=PlainTextObject(text=truncate(text, HEADER_LIMIT))).to_dict()
+
+
+# ----------------------------------------------------------------------------- terminal
+
+
+def report_text(report: Report) -> str:
+    return "\n\n".join(result_text(r) for r in report.results) + "\n"
+
+
+def result_text(result: Result) -> str:
+    out = [f"{result.status.value.upper():<8} {result.title}", f"         {result.summary}"]
+    if result.fields:
+        out.append("         " + "  ".join(f"{k}: {v}" for k, v in result.fields.items()))
+    if result.rows:
+        out.append("")
+        out.extend(_table(result.columns, result.rows))
+    if result.folded_rows_note:
+        out.append(f"  {result.folded_rows_note}")
+    if result.lines:
+        out.append("")
+        out.extend(f"  {line}" for line in result.lines)
+    for link in result.links:
+        out.append(f"  {link.label}: {link.url}")
+    return "\n".join(out)
+
+
+def _table(columns: Sequence[str], rows: list[Row]) -> list[str]:
+    width = max([len(columns)] + [len(r.cells) for r in rows])
+    header_cells = list(columns) + [""] * (width - len(columns))
+    grid = [header_cells] + [list(r.cells) + [""] * (width - len(r.cells)) for r in rows]
+    widths = [max(len(str(row[i])) for row in grid) for i in range(width)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    lines = ["    " + fmt([c.upper() for c in header_cells])]
+    for row, cells in zip(rows, grid[1:]):
+        lines.append(f"  {MARK[row.status]} " + fmt(cells))
+        if row.detail:
+            lines.append(f"      ↳ {row.detail}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- help and usage
+
+
+def help_lines(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> list[tuple[str, str]]:
+    """(usage, description) per command; `unconfigured` maps backend -> what to set."""
+    lines = []
+    for command in commands:
+        note = ""
+        if command.backend in unconfigured:
+            note = f" (not configured: set {unconfigured[command.backend]})"
+        lines.append((f"{prefix} {command.usage}".strip(), command.summary + note))
+    return lines
+
+
+def help_message(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> Message:
+    rows = [f"`{escape(usage)}`\n        {escape(text)}" for usage, text in help_lines(commands, prefix, unconfigured)]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{escape(prefix)} commands*"))]
+    blocks.extend(_sections(rows))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text="Options follow kubectl: `-n prod`, `--namespace=prod`. Results post in the channel; "
+             "mistakes are answered only to you.")]))
+    return Message(text=f"{escape(prefix)} commands", blocks=fit_blocks(blocks))
+
+
+def help_text(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> str:
+    lines = help_lines(commands, prefix, unconfigured)
+    width = max((len(u) for u, _ in lines), default=0)
+    return "\n".join(f"{u.ljust(width)}  {t}" for u, t in lines) + "\n"
+
+
+def usage_message(error: "UsageError", prefix: str) -> Message:
+    text = f":warning: {escape(error.message)}"
+    if error.usage:
+        text += f"\nUsage: `{escape(prefix)} {escape(error.usage)}`"
+    return Message(text=truncate(text, MAX_TEXT), blocks=[])

@@ -1,0 +1,74 @@
+"""Run diagnostics with timeouts and collect their Results into a Report.
+
+A diagnostic that fails, hangs or raises becomes an error Result for itself alone,
+saying what failed and where; it never escapes to Slack or kills the rest of a report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from diagnostics.result import Result, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    title: str
+    results: list[Result]
+    elapsed: float = 0.0
+    # Suggested mitigations (filled by playbooks in later issues).
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        return Status.worst([r.status for r in self.results])
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a diagnostic's data comes from, for error messages a person can act on."""
+
+    name: str  # "Kubernetes"
+    location: str  # "https://10.0.0.1:6443"; never with credentials
+
+
+DiagnosticFactory = Callable[[], Awaitable[Result]]
+
+
+async def run_diagnostic(
+    title: str,
+    factory: DiagnosticFactory,
+    backend: Backend,
+    timeout: float,
+    on_error: Callable[[str], None] | None = None,
+) -> Result:
+    """Run one diagnostic under a timeout; any failure becomes that diagnostic's error Result."""
+    try:
+        return await asyncio.wait_for(factory(), timeout)
+    except asyncio.TimeoutError:
+        message = f"{backend.name}: timed out after {timeout:g} s at {backend.location}"
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the point is that nothing escapes
+        log.warning("diagnostic %r failed", title, exc_info=True)
+        message = f"{backend.name}: {describe_exception(e)} at {backend.location}"
+    if on_error is not None:
+        on_error(backend.name)
+    return Result.error(title, message)
+
+
+def describe_exception(e: BaseException) -> str:
+    """A one-line account of an error, without a traceback."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    name = type(e).__name__
+    if isinstance(e, (ConnectionError, OSError)) and not text:
+        return f"cannot connect ({name})"
+    return f"{name}: {text}" if text else name
+
+

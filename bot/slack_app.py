@@ -1,0 +1,100 @@
+"""The Bolt app, its Slack Web API client, and the runtime state the handlers share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clients import Clients
+from bot.commands import CommandTable, Context
+from bot.config import Settings
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+SLACK_TIMEOUT = 10  # seconds for one Web API call; retries come on top
+
+
+@dataclass
+class Runtime:
+    """What every handler needs, built once at start."""
+
+    settings: Settings
+    clients: Clients
+    table: CommandTable
+    metrics: Metrics
+    draining: bool = False
+    _inflight: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    @property
+    def context(self) -> Context:
+        return Context(self.settings, self.clients, on_backend_error=self.metrics.backend_error)
+
+    @contextlib.asynccontextmanager
+    async def work(self) -> AsyncIterator[None]:
+        """Marks a piece of work in flight, so that SIGTERM can let it finish."""
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+def build_web_client(settings: Settings) -> AsyncWebClient:
+    # Passing retry_handlers replaces slack_sdk's default (connection errors only).
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(runtime: Runtime, client: AsyncWebClient) -> AsyncApp:
+    """The Bolt app without listeners; handlers.register_all adds them (imports point inward)."""
+    settings = runtime.settings
+    app = AsyncApp(
+        client=client,
+        # Socket Mode requests come over an authenticated websocket and carry no signature.
+        signing_secret=settings.slack_signing_secret,
+        request_verification_enabled=not settings.socket_mode,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    @app.error
+    async def on_error(error: Exception, body: dict) -> None:
+        log.error("unhandled error in a Slack handler: %s", error, exc_info=error)
+
+    return app

@@ -1,0 +1,33 @@
+"""Events API listeners.
+
+Slack retries any event that isn't answered with 2xx, and Bolt answers 404 for events no
+listener matches, so every event the manifest subscribes to has a listener here, even
+before it does anything. Alert threads (message events in alert channels) build on this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.say.async_say import AsyncSay
+
+from bot.mrkdwn import escape
+from bot.slack_app import Runtime
+
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    command = runtime.settings.command
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], say: AsyncSay) -> None:
+        runtime.metrics.requests.labels(kind="event", outcome="ok").inc()
+        await say(
+            text=f"Type `{escape(command)} help` to see the checks I can run.",
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+        )
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any]) -> None:
+        # Alert posts are recognised here by the alert-thread work; until then, acknowledged.
+        runtime.metrics.requests.labels(kind="event", outcome="ignored").inc()

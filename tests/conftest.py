@@ -1,0 +1,7 @@
+"""Shared test wiring. Each plugin module owns one family of fixtures."""
+
+pytest_plugins = [
+    "tests.plugins.slack",
+    "tests.plugins.servers",
+    "tests.plugins.kube",
+]

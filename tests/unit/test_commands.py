@@ -1,0 +1,83 @@
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.commands import UsageError, build_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def table():
+    return build_table()
+
+
+@pytest.mark.parametrize(
+    "text, namespace",
+    [
+        ("pods checkout -n prod", "prod"),
+        ("pods checkout --namespace prod", "prod"),
+        ("pods checkout --namespace=prod", "prod"),
+        ("pods checkout -nprod", "prod"),
+        ("pods -n prod checkout", "prod"),
+        ("pods checkout", "default-ns"),
+        ("PODS checkout", "default-ns"),
+    ],
+)
+def test_arguments_follow_kubectl_habits(table, text, namespace):
+    invocation = table.parse(text, "default-ns")
+    assert invocation.command.name == "pods"
+    assert invocation.args == {"deployment": "checkout", "namespace": namespace}
+
+
+def test_unknown_command_suggests_the_closest(table):
+    with pytest.raises(UsageError, match=r"Did you mean `pods`\?"):
+        table.parse("pdos checkout", "default")
+
+
+def test_unknown_option_lists_the_known_ones_and_the_usage(table):
+    with pytest.raises(UsageError) as e:
+        table.parse("pods checkout --since 1h", "default")
+    assert "-n, --namespace" in e.value.message
+    assert e.value.usage == "pods <deployment> [-n <namespace>]"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "Which check?"),
+        ("pods", "needs <deployment>"),
+        ("pods checkout -n", "needs a value"),
+        ("pods checkout -n a -n b", "given twice"),
+        ("pods checkout extra", "Unexpected `extra`"),
+        ("pods 'unclosed", "Could not read"),
+        ("pods <!channel>", "not a valid deployment name"),
+        ("pods checkout -n Prod_1", "not a valid namespace"),
+    ],
+)
+def test_bad_arguments_get_a_clear_message(table, text, fragment):
+    with pytest.raises(UsageError) as e:
+        table.parse(text, "default")
+    assert fragment in e.value.message
+
+
+def test_curly_quotes_from_slack_clients_are_read_as_quotes(table):
+    invocation = table.parse("pods \u201ccheckout\u201d", "default")
+    assert invocation.args["deployment"] == "checkout"
+
+
+def test_slack_manifests_usage_hint_names_every_command(table):
+    for name in ("slack-app.yaml", "slack-app-socket-mode.yaml"):
+        manifest = yaml.safe_load((ROOT / "manifests" / name).read_text())
+        (slash,) = manifest["features"]["slash_commands"]
+        hint = slash["usage_hint"]
+        for command in table:
+            assert re.search(rf"\b{command.name}\b", hint), f"{name}: usage_hint lacks {command.name}"
+
+
+def test_readme_documents_every_command_usage(table):
+    readme = (ROOT / "README.md").read_text()
+    for command in table:
+        assert f"/ops {command.usage}" in readme, f"README lacks `/ops {command.usage}`"

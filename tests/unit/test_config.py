@@ -1,0 +1,133 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SLACK = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s3cr3t-signing"}
+
+
+def test_missing_slack_variables_name_each_one_on_one_line():
+    with pytest.raises(ConfigError) as e:
+        load_settings({}, mode="serve")
+    message = str(e.value)
+    assert "SLACK_BOT_TOKEN" in message and "SLACK_SIGNING_SECRET" in message
+    assert "\n" not in message
+
+
+def test_socket_mode_needs_no_signing_secret():
+    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, mode="serve")
+    assert settings.socket_mode
+
+
+def test_terminal_mode_needs_no_slack_at_all():
+    settings = load_settings({}, mode="cli")
+    assert not settings.slack_bot_token
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"SLACK_BOT_TOKEN": "xapp-wrong-kind"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xoxb-wrong-kind"}, "SLACK_APP_TOKEN"),
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PROMETHEUS_URL": "prometheus:9090"}, "PROMETHEUS_URL"),
+        ({"ALERTMANAGER_URL": "http://am:notaport"}, "ALERTMANAGER_URL"),
+        ({"STATE_URL": "mysql://x"}, "STATE_URL"),
+        ({"STATE_URL": "sqlite://relative.db"}, "STATE_URL"),
+        ({"DATABASE_URL": "mysql://db/app"}, "DATABASE_URL"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"KUBECONFIG": "/nonexistent/kubeconfig"}, "KUBECONFIG"),
+    ],
+)
+def test_malformed_values_are_named_in_one_line(env, named):
+    with pytest.raises(ConfigError) as e:
+        load_settings({**SLACK, **env}, mode="serve")
+    assert named in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_database_password_is_not_repeated_in_the_error():
+    with pytest.raises(ConfigError) as e:
+        load_settings({**SLACK, "DATABASE_URL": "mysql://u:hunter22@db/app"}, mode="serve")
+    assert "hunter22" not in str(e.value)
+
+
+def test_valid_values_are_read():
+    settings = load_settings(
+        {
+            **SLACK,
+            "SLACK_API_URL": "http://127.0.0.1:9999/api",
+            "PROMETHEUS_URL": "http://prom:9090/",
+            "STATE_URL": "redis://redis:6379/0",
+            "PORT": "8080",
+            "LOG_FORMAT": "JSON",
+        },
+        mode="serve",
+    )
+    assert settings.slack_api_url == "http://127.0.0.1:9999/api/"
+    assert settings.prometheus_url == "http://prom:9090"
+    assert settings.port == 8080 and settings.log_format == "json"
+    assert settings.state_url == "redis://redis:6379/0"
+
+
+def test_yaml_file_sets_structured_settings(tmp_path):
+    path = tmp_path / "chatops.yaml"
+    path.write_text("default_namespace: claude-deployment-prod\ndiagnostic_timeout: 5\n")
+    settings = load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+    assert settings.default_namespace == "claude-deployment-prod"
+    assert settings.diagnostic_timeout == 5.0
+
+
+def test_yaml_typo_is_reported_with_the_known_keys(tmp_path):
+    path = tmp_path / "chatops.yaml"
+    path.write_text("default_namespce: prod\n")
+    with pytest.raises(ConfigError, match="unknown setting 'default_namespce'.*default_namespace"):
+        load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    path = tmp_path / "chatops.yaml"
+    path.write_text("default_namespace: prod\n  bad: [\n")
+    with pytest.raises(ConfigError, match="line"):
+        load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+
+
+def _run_app(args, env, cwd):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KUBE", "PROMETHEUS", "CHATOPS"))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_app_without_slack_variables_exits_2_with_one_line(tmp_path):
+    proc = _run_app([], {}, tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "SLACK_BOT_TOKEN" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_terminal_usage_error_exits_64_with_a_suggestion(tmp_path):
+    proc = _run_app(["ops", "pdos", "checkout"], {}, tmp_path)
+    assert proc.returncode == 64
+    assert "Did you mean `pods`?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_terminal_command_without_kubernetes_says_how_to_configure_it(tmp_path):
+    proc = _run_app(["ops", "pods", "checkout", "-n", "prod"], {}, tmp_path)
+    assert proc.returncode == 3
+    assert "Kubernetes is not configured (set KUBECONFIG" in proc.stdout
