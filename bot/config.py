@@ -243,8 +243,8 @@ def _port(value: str) -> int:
         port = int(value)
     except ValueError:
         raise ConfigError(f"PORT={value!r} is not a number: use e.g. PORT=3000") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"PORT={value!r} is out of range 1-65535")
+    if not 0 <= port < 65536:  # 0 asks the OS for a free port (tests)
+        raise ConfigError(f"PORT={value!r} is out of range 0-65535")
     return port
 
 

@@ -68,7 +68,7 @@ async def _http(clients: Clients, url: str) -> None:
 
 
 async def _elasticsearch(clients: Clients) -> None:
-    health = await clients.elasticsearch.cluster.health(request_timeout=CHECK_TIMEOUT)
+    health = await clients.elasticsearch.options(request_timeout=CHECK_TIMEOUT).cluster.health()
     if health.get("status") == "red":
         raise RuntimeError("cluster health is red")
 
@@ -81,6 +81,7 @@ async def _aws(clients: Clients) -> None:
 
     def call() -> None:
         config = Config(connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"max_attempts": 1})
-        boto3.session.Session(region_name=s.aws_region).client("sts", config=config).get_caller_identity()
+        session = boto3.session.Session(region_name=s.aws_region)
+        session.client("sts", config=config, endpoint_url=s.aws_endpoint_url or None).get_caller_identity()
 
     await asyncio.to_thread(call)

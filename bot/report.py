@@ -67,8 +67,22 @@ def describe_exception(e: BaseException) -> str:
     """A one-line account of an error, without a traceback."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     name = type(e).__name__
+    slack_error = _slack_error(e)
+    if slack_error:
+        return f"Slack answered {slack_error}"
     if isinstance(e, (ConnectionError, OSError)) and not text:
         return f"cannot connect ({name})"
     return f"{name}: {text}" if text else name
 
 
+
+
+def _slack_error(e: BaseException) -> str:
+    """The `error` field of a Slack Web API answer (slack_sdk's SlackApiError), if any."""
+    response = getattr(e, "response", None)
+    get = getattr(response, "get", None)
+    if callable(get):
+        error = get("error")
+        if isinstance(error, str):
+            return error
+    return ""

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.slack",
     "tests.plugins.servers",
     "tests.plugins.kube",
+    "tests.plugins.bot",
 ]

@@ -1,0 +1,756 @@
+"""Kubernetes: the API client factory and the `pods` diagnostic.
+
+The diagnostic is the runbook's `kubectl get deploy,pods -l app=…` for one deployment,
+plus the reason a person would dig out with `kubectl describe pod` for every pod that
+is not healthy. It is split in two halves:
+
+* API calls (`pod_status`): read the deployment, list its pods, map failures to a
+  readable Result;
+* pure analysis (`analyse_pod`, `summarise_deployment`): V1Pod/V1Deployment models (or
+  the plain dicts the API returns) in, Result out — testable without a server.
+
+Nothing here runs at import: no client is built and no environment is read until
+`make_api_client` is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pydantic
+import yaml
+from kubernetes.aio import client, config
+from kubernetes.aio.client import ApiClient, ApiException, Configuration, V1Deployment, V1Pod
+from kubernetes.aio.config import ConfigException
+
+from diagnostics.result import Result, Row, Status
+
+# Where a pod finds its service-account token; its presence (with the env var) means in-cluster.
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+POD_COLUMNS = ("Pod", "Phase", "Ready", "Restarts", "Age", "Node")
+
+# Healthy rows kept when the rest are folded into `folded_rows_note`.
+HEALTHY_ROWS_KEPT_WHEN_FOLDED = 3
+
+# A container that restarted this recently is still worth a look even if it is ready now:
+# a pod flapping between Running and CrashLoopBackOff would otherwise look healthy half the time.
+RECENT_RESTART_SECONDS = 15 * 60
+
+# Long API messages (image pull errors quote whole registry responses) are cut to stay one line.
+MAX_MESSAGE_CHARS = 240
+
+
+class KubernetesConfigError(Exception):
+    """The kubeconfig or in-cluster configuration cannot be used. One readable line."""
+
+
+# ---------------------------------------------------------------------------------------
+# Client factory
+# ---------------------------------------------------------------------------------------
+
+
+async def make_api_client(kubeconfig_path: str | None, *, in_cluster: bool | None = None) -> ApiClient | None:
+    """An ApiClient for the kubeconfig, else the in-cluster service account, else None.
+
+    `in_cluster=None` detects it (KUBERNETES_SERVICE_HOST and the token file). The global
+    default Configuration of the kubernetes package is never touched, so several clients
+    (and tests) can coexist in one process.
+    """
+    if kubeconfig_path:
+        configuration = await _load_kubeconfig(kubeconfig_path)
+        where = f"kubeconfig {kubeconfig_path}"
+    else:
+        if in_cluster is None:
+            in_cluster = _running_in_cluster()
+        if not in_cluster:
+            return None
+        configuration = _load_incluster()
+        where = "in-cluster config"
+    try:
+        # The client builds its TLS context right away: a missing or bad CA/client cert fails here.
+        return ApiClient(configuration)
+    except (OSError, ValueError) as e:
+        raise KubernetesConfigError(f"{where}: cannot load TLS certificates: {_one_line(str(e))}") from None
+
+
+def _running_in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.is_file()
+
+
+async def _load_kubeconfig(path: str) -> Configuration:
+    # Read and parse it ourselves first: the library only logs a warning for a missing file
+    # and then fails with "Expected key current-context in kube-config", which hides the cause.
+    prefix = f"kubeconfig {path}"
+    try:
+        text = Path(path).expanduser().read_text()
+    except FileNotFoundError:
+        raise KubernetesConfigError(f"{prefix}: no such file") from None
+    except IsADirectoryError:
+        raise KubernetesConfigError(f"{prefix}: is a directory, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise KubernetesConfigError(f"{prefix}: cannot read it ({_os_reason(e)})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise KubernetesConfigError(f"{prefix}: not valid YAML ({_yaml_reason(e)})") from None
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise KubernetesConfigError(
+            f"{prefix}: expected a mapping with clusters, contexts and users, but it is {kind}"
+        )
+
+    configuration = Configuration()
+    try:
+        # persist_config=False: never write back to the operator's kubeconfig.
+        loader = await config.load_kube_config(
+            config_file=str(Path(path).expanduser()),
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except ConfigException as e:
+        raise KubernetesConfigError(f"{prefix}: {_config_reason(e, path)}") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        # The loader indexes into the document without checking types: a list where a
+        # mapping belongs surfaces as one of these.
+        reason = f"{type(e).__name__}: {_one_line(str(e))}"
+        raise KubernetesConfigError(f"{prefix}: malformed ({reason})") from None
+    if not getattr(loader, "host", None):
+        # Without `server`, the client would silently talk to its default http://localhost.
+        raise KubernetesConfigError(f"{prefix}: the current context's cluster has no `server` URL")
+    return configuration
+
+
+def _load_incluster() -> Configuration:
+    configuration = Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException as e:
+        raise KubernetesConfigError(f"in-cluster config: {_config_reason(e)}") from None
+    except OSError as e:
+        message = f"in-cluster config: cannot read the service account ({_os_reason(e)})"
+        raise KubernetesConfigError(message) from None
+    return configuration
+
+
+def _config_reason(e: ConfigException, path: str | None = None) -> str:
+    text = _one_line(str(e))
+    # The library prefixes most messages with this and names sections by the file's path
+    # ("in /home/x/.kube/config/clusters list"); our prefix already says which file.
+    text = text.removeprefix("Invalid kube-config file. ").strip()
+    for name in filter(None, [path and str(Path(path).expanduser()), "kube-config"]):
+        text = text.replace(f" in {name}/", " in ").replace(f" in {name}", " at the top level")
+    return text or type(e).__name__
+
+
+def _yaml_reason(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or _one_line(str(e))
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return problem
+
+
+def _os_reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or _one_line(str(e)) or type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------
+# The `pods` diagnostic: API calls
+# ---------------------------------------------------------------------------------------
+
+
+async def pod_status(
+    api: ApiClient,
+    deployment: str,
+    namespace: str,
+    *,
+    timeout: float = 8.0,
+    now: datetime | None = None,
+    fold_healthy_over: int = 8,
+) -> Result:
+    """One deployment's replicas and each of its pods, unhealthy ones first with their reason."""
+    title = f"Pods · {deployment} ({namespace})"
+    server = api.configuration.host
+    apps = client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
+    try:
+        # `_request_timeout` bounds each call; the outer timeout bounds them together.
+        async with asyncio.timeout(timeout):
+            try:
+                dep = await apps.read_namespaced_deployment(deployment, namespace, _request_timeout=timeout)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                return await _not_found(core, title, deployment, namespace, timeout)
+            selector = dep.spec.selector if dep.spec is not None else None
+            pod_list = await core.list_namespaced_pod(
+                namespace, label_selector=label_selector_string(selector), _request_timeout=timeout
+            )
+    except ApiException as e:
+        return Result.error(title, _api_error_message(e, server))
+    except TimeoutError:
+        return Result.error(title, f"Kubernetes: timed out after {timeout:g} s at {server}")
+    except aiohttp.ClientConnectionError as e:
+        return Result.error(title, f"Kubernetes: cannot connect to {server}: {_connection_reason(e)}")
+    except aiohttp.ClientError as e:
+        return Result.error(title, f"Kubernetes: request to {server} failed: {_connection_reason(e)}")
+    except pydantic.ValidationError as e:
+        # The typed client rejects a response it cannot model; say so rather than crash.
+        return Result.error(title, f"Kubernetes: unexpected response from {server}: {_one_line(str(e))}")
+
+    # The server filters by the selector; filtering again guards against servers (and
+    # emulators) that ignore it and against a selector we failed to express as a string.
+    pods = [p for p in pod_list.items if selector_matches(selector, _labels(p))]
+    return summarise_deployment(
+        dep, pods, title=title, now=now or datetime.now(timezone.utc), fold_healthy_over=fold_healthy_over
+    )
+
+
+async def _not_found(
+    core: client.CoreV1Api, title: str, deployment: str, namespace: str, timeout: float
+) -> Result:
+    """A missing deployment, or its whole namespace missing (the likelier typo)."""
+    missing_deployment = Result(
+        status=Status.UNKNOWN,
+        title=title,
+        summary=f"Deployment `{deployment}` not found in namespace `{namespace}`",
+    )
+    try:
+        await core.read_namespace(namespace, _request_timeout=timeout)
+    except ApiException as e:
+        if e.status == 404:
+            return Result(status=Status.UNKNOWN, title=title, summary=f"Namespace `{namespace}` not found")
+        if e.status in (401, 403):
+            # Many bots may read deployments but not namespaces: that's no error of the check.
+            return missing_deployment
+        raise
+    return missing_deployment
+
+
+def _api_error_message(e: ApiException, server: str) -> str:
+    http_status = f"{e.status or 0} {e.reason or ''}".strip()  # "403 Forbidden"
+    message = _status_message(e) or e.reason or "no details"
+    if e.status in (401, 403):
+        return f"Kubernetes refused the request ({http_status}): {message}"
+    return f"Kubernetes: API error {http_status} at {server}: {message}"
+
+
+def _status_message(e: ApiException) -> str:
+    """The `message` of the Kubernetes Status object in the error body, if there is one."""
+    body = e.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return ""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return _truncate(_one_line(body))
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        return _truncate(_one_line(document["message"]))
+    return ""
+
+
+def _connection_reason(e: aiohttp.ClientError) -> str:
+    # ClientConnectorError's str() repeats host and port; the OS error says what happened.
+    os_error = getattr(e, "os_error", None)
+    if isinstance(os_error, ConnectionRefusedError):
+        # asyncio words it "Connect call failed ('10.0.0.1', 6443)", which hides the cause.
+        return "connection refused"
+    if os_error is not None:
+        return _os_reason(os_error)
+    return _one_line(str(e)) or type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------
+# Label selectors (client-side, mirroring the API server's semantics)
+# ---------------------------------------------------------------------------------------
+
+
+def label_selector_string(selector: client.V1LabelSelector | None) -> str | None:
+    """The selector in the `-l` syntax the API accepts, or None for "everything"."""
+    if selector is None:
+        return None
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for req in selector.match_expressions or []:
+        values = ",".join(req.values or [])
+        match req.operator:
+            case "In":
+                parts.append(f"{req.key} in ({values})")
+            case "NotIn":
+                parts.append(f"{req.key} notin ({values})")
+            case "Exists":
+                parts.append(req.key)
+            case "DoesNotExist":
+                parts.append(f"!{req.key}")
+    return ",".join(parts) or None
+
+
+def selector_matches(selector: client.V1LabelSelector | None, labels: Mapping[str, str]) -> bool:
+    if selector is None:
+        # A deployment always has a selector; without one, select nothing rather than the namespace.
+        return False
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        values = set(req.values or [])
+        match req.operator:
+            case "In" if labels.get(req.key) not in values:
+                return False
+            case "NotIn" if req.key in labels and labels[req.key] in values:
+                return False
+            case "Exists" if req.key not in labels:
+                return False
+            case "DoesNotExist" if req.key in labels:
+                return False
+    return True
+
+
+def _labels(pod: V1Pod) -> Mapping[str, str]:
+    return (pod.metadata.labels if pod.metadata is not None else None) or {}
+
+
+# ---------------------------------------------------------------------------------------
+# Pod analysis: pure functions
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodHealth:
+    """One pod as the table shows it, and what (if anything) is wrong with it."""
+
+    name: str
+    phase: str
+    ready: str  # "1/2"
+    restarts: int
+    age: str
+    node: str
+    problem: str = ""  # short kind for the summary: "CrashLoopBackOff", "OOMKilled", …; "" = healthy
+    detail: str = ""
+    status: Status = Status.OK
+    severity: int = 0  # orders unhealthy rows, worst first
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problem
+
+    def row(self) -> Row:
+        cells = (self.name, self.phase, self.ready, str(self.restarts), self.age, self.node)
+        return Row(cells=cells, status=self.status, detail=self.detail)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    kind: str
+    detail: str
+    severity: int
+
+    @property
+    def status(self) -> Status:
+        return Status.CRITICAL if self.severity >= _CRITICAL_FROM else Status.WARNING
+
+
+# Severity of each kind of problem; at or above _CRITICAL_FROM the pod cannot serve at all.
+_SEVERITY = {
+    "OOMKilled": 90,
+    "CrashLoopBackOff": 85,
+    "Init": 80,  # any Init:… failure
+    "ImagePullBackOff": 75,
+    "ErrImagePull": 75,
+    "InvalidImageName": 75,
+    "ContainerConfig": 70,  # CreateContainerConfigError, RunContainerError, …
+    "Error": 65,
+    "Failed": 60,
+    "Unschedulable": 50,
+    "Pending": 45,
+    "ContainerCreating": 40,
+    "NotReady": 35,
+    "Evicted": 30,
+    "Terminating": 20,
+    "Restarted": 10,
+}
+_CRITICAL_FROM = 60
+_CRASHING = {"OOMKilled", "CrashLoopBackOff"}
+_IMAGE_PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+# Waiting reasons that are a normal step of starting, not a failure.
+_STARTING = {"ContainerCreating", "PodInitializing"}
+
+
+def as_pod(pod: V1Pod | Mapping[str, Any]) -> V1Pod:
+    """Accept the typed model or the API's plain dict (as tests and fixtures build them)."""
+    return pod if isinstance(pod, V1Pod) else V1Pod.from_dict(dict(pod))
+
+
+def as_deployment(deployment: V1Deployment | Mapping[str, Any]) -> V1Deployment:
+    return deployment if isinstance(deployment, V1Deployment) else V1Deployment.from_dict(dict(deployment))
+
+
+def analyse_pod(pod: V1Pod | Mapping[str, Any], *, now: datetime) -> PodHealth:
+    pod = as_pod(pod)
+    meta = pod.metadata or client.V1ObjectMeta()
+    status = pod.status or client.V1PodStatus()
+    statuses = status.container_statuses or []
+    containers = pod.spec.containers if pod.spec is not None else []
+    ready_count = sum(1 for s in statuses if s.ready)
+    total = len(containers) or len(statuses)
+    restarts = sum(s.restart_count for s in [*statuses, *(status.init_container_statuses or [])])
+    problems = _pod_problems(pod, now)
+    worst = max(problems, key=lambda p: p.severity, default=None)
+    return PodHealth(
+        name=meta.name or "?",
+        phase=status.phase or "Unknown",
+        ready=f"{ready_count}/{total}",
+        restarts=restarts,
+        age=humanise_age(meta.creation_timestamp or status.start_time, now),
+        node=(pod.spec.node_name if pod.spec is not None else None) or "—",
+        problem=worst.kind if worst else "",
+        detail="; ".join(p.detail for p in sorted(problems, key=lambda p: -p.severity)),
+        status=worst.status if worst else Status.OK,
+        severity=worst.severity if worst else 0,
+    )
+
+
+def _pod_problems(pod: V1Pod, now: datetime) -> list[_Problem]:
+    meta = pod.metadata or client.V1ObjectMeta()
+    status = pod.status or client.V1PodStatus()
+    if meta.deletion_timestamp is not None:
+        # A terminating pod's containers are being stopped; their state is not news.
+        return [_terminating(meta, now)]
+    if status.phase == "Failed":
+        return [_failed(status)]
+    if status.phase == "Succeeded":
+        detail = "Completed — its containers exited (a deployment's pods should keep running)"
+        return [_Problem("Completed", detail, _SEVERITY["Failed"])]
+    init_problem = _init_problem(pod, now)
+    if init_problem is not None:
+        return [init_problem]
+    problems = [p for s in status.container_statuses or [] if (p := _container_problem(pod, s, now))]
+    if problems:
+        return problems
+    if status.phase == "Pending" or not status.container_statuses:
+        return [_pending(status, now)]
+    ready = _condition(status, "Ready")
+    if ready is not None and ready.status != "True":
+        return [_not_ready(pod, ready, now)]
+    return []
+
+
+def _terminating(meta: client.V1ObjectMeta, now: datetime) -> _Problem:
+    since = humanise_age(meta.deletion_timestamp, now)
+    grace = meta.deletion_grace_period_seconds
+    detail = f"Terminating for {since}"
+    if grace is not None:
+        detail += f" (grace period {grace}s)"
+    if meta.finalizers:
+        detail += f", waiting on finalizers: {', '.join(meta.finalizers)}"
+    return _Problem("Terminating", detail, _SEVERITY["Terminating"])
+
+
+def _failed(status: client.V1PodStatus) -> _Problem:
+    reason = status.reason or "Failed"
+    message = _truncate(_one_line(status.message or ""))
+    kind = "Evicted" if reason == "Evicted" else "Failed"
+    detail = f"{reason} — {message}" if message else reason
+    return _Problem(kind, detail, _SEVERITY[kind])
+
+
+def _init_problem(pod: V1Pod, now: datetime) -> _Problem | None:
+    for s in (pod.status.init_container_statuses if pod.status else None) or []:
+        waiting = s.state.waiting if s.state else None
+        terminated = s.state.terminated if s.state else None
+        last = s.last_state.terminated if s.last_state else None
+        if waiting is not None and waiting.reason not in (None, *_STARTING):
+            detail = f"Init:{waiting.reason} — init container `{s.name}`"
+            if last is not None:
+                detail += f" last exit {_exit(last)} {_ago(last.finished_at, now)}"
+            elif waiting.message:
+                detail += f": {_truncate(_one_line(waiting.message))}"
+            return _Problem(f"Init:{waiting.reason}", detail, _SEVERITY["Init"])
+        if terminated is not None and terminated.exit_code != 0:
+            detail = f"Init:Error — init container `{s.name}` exit {_exit(terminated)}"
+            return _Problem("Init:Error", detail, _SEVERITY["Init"])
+    return None
+
+
+def _container_problem(pod: V1Pod, s: client.V1ContainerStatus, now: datetime) -> _Problem | None:
+    state = s.state or client.V1ContainerState()
+    last = s.last_state.terminated if s.last_state else None
+    waiting_reason = state.waiting.reason if state.waiting else None
+    who = f"container `{s.name}`: " if _container_count(pod) > 1 else ""
+
+    # OOM first: it has its own fix (raise the limit), whatever state the restart loop is in.
+    oom = state.terminated if state.terminated and state.terminated.reason == "OOMKilled" else None
+    if oom is None and last is not None and last.reason == "OOMKilled" and not s.ready:
+        oom = last
+    if oom is not None:
+        detail = f"{who}OOMKilled — exit {oom.exit_code}, memory limit {_memory_limit(pod, s.name)}"
+        if oom.finished_at is not None:
+            detail += f", {_ago(oom.finished_at, now)}"
+        if waiting_reason == "CrashLoopBackOff":
+            detail += " · CrashLoopBackOff"
+        return _Problem("OOMKilled", detail, _SEVERITY["OOMKilled"])
+
+    if waiting_reason == "CrashLoopBackOff":
+        detail = f"{who}CrashLoopBackOff"
+        if last is not None:
+            detail += f" — last exit {_exit(last)} {_ago(last.finished_at, now)}"
+            if last.message:
+                detail += f": {_truncate(_one_line(last.message))}"
+        return _Problem("CrashLoopBackOff", detail, _SEVERITY["CrashLoopBackOff"])
+
+    if waiting_reason in _IMAGE_PULL:
+        image = _spec_image(pod, s.name) or s.image
+        message = _truncate(_one_line(state.waiting.message or "")) if state.waiting else ""
+        detail = f"{who}{waiting_reason} — {image}" + (f": {message}" if message else "")
+        return _Problem(waiting_reason, detail, _SEVERITY.get(waiting_reason, _SEVERITY["ImagePullBackOff"]))
+
+    if waiting_reason in _STARTING:
+        return _Problem(waiting_reason, f"{who}{waiting_reason}", _SEVERITY["ContainerCreating"])
+
+    if waiting_reason is not None:
+        # CreateContainerConfigError (missing secret/configmap key), RunContainerError, …
+        message = _truncate(_one_line(state.waiting.message or "")) if state.waiting else ""
+        detail = f"{who}{waiting_reason}" + (f" — {message}" if message else "")
+        return _Problem(waiting_reason, detail, _SEVERITY["ContainerConfig"])
+
+    if state.terminated is not None and state.terminated.exit_code != 0:
+        detail = f"{who}exited {_exit(state.terminated)} {_ago(state.terminated.finished_at, now)}"
+        return _Problem("Error", detail, _SEVERITY["Error"])
+
+    if state.running is not None and not s.ready:
+        return _not_ready(pod, _condition(pod.status, "Ready"), now, s)
+
+    recent = last is not None and _seconds_since(last.finished_at, now) < RECENT_RESTART_SECONDS
+    if last is not None and recent and last.exit_code != 0:
+        detail = f"{who}restarted — last exit {_exit(last)} {_ago(last.finished_at, now)}"
+        return _Problem("Restarted", detail, _SEVERITY["Restarted"])
+    return None
+
+
+def _not_ready(
+    pod: V1Pod,
+    ready: client.V1PodCondition | None,
+    now: datetime,
+    s: client.V1ContainerStatus | None = None,
+) -> _Problem:
+    container = _spec_container(pod, s.name) if s is not None else None
+    who = f"container `{s.name}`: " if s is not None and _container_count(pod) > 1 else ""
+    if s is not None and s.started is False and container is not None and container.startup_probe is not None:
+        why = "startup probe not passing yet"
+    elif container is not None and container.readiness_probe is not None:
+        why = "readiness probe failing"
+    else:
+        why = "not ready"
+    detail = f"{who}Running but {why}" if why != "not ready" else f"{who}Running but not ready"
+    if ready is not None and ready.last_transition_time is not None:
+        detail += f" for {humanise_age(ready.last_transition_time, now)}"
+    if ready is not None and ready.message:
+        detail += f" ({_truncate(_one_line(ready.message))})"
+    return _Problem("NotReady", detail, _SEVERITY["NotReady"])
+
+
+def _pending(status: client.V1PodStatus, now: datetime) -> _Problem:
+    scheduled = _condition(status, "PodScheduled")
+    if scheduled is not None and scheduled.status == "False":
+        reason = scheduled.reason or "Unschedulable"
+        message = _truncate(_one_line(scheduled.message or "")) or "the scheduler gave no message"
+        return _Problem("Unschedulable", f"{reason}: {message}", _SEVERITY["Unschedulable"])
+    since = humanise_age(status.start_time, now) if status.start_time else ""
+    detail = "Pending — scheduled, containers not started yet" + (f" ({since})" if since else "")
+    return _Problem("Pending", detail, _SEVERITY["Pending"])
+
+
+def _condition(status: client.V1PodStatus | None, kind: str) -> client.V1PodCondition | None:
+    for c in (status.conditions if status is not None else None) or []:
+        if c.type == kind:
+            return c
+    return None
+
+
+def _spec_container(pod: V1Pod, name: str) -> client.V1Container | None:
+    for c in (pod.spec.containers if pod.spec is not None else None) or []:
+        if c.name == name:
+            return c
+    return None
+
+
+def _container_count(pod: V1Pod) -> int:
+    return len(pod.spec.containers) if pod.spec is not None and pod.spec.containers else 1
+
+
+def _spec_image(pod: V1Pod, name: str) -> str | None:
+    container = _spec_container(pod, name)
+    return container.image if container is not None else None
+
+
+def _memory_limit(pod: V1Pod, name: str) -> str:
+    container = _spec_container(pod, name)
+    limits = (container.resources.limits if container and container.resources else None) or {}
+    return str(limits["memory"]) if "memory" in limits else "none set"
+
+
+def _exit(terminated: client.V1ContainerStateTerminated) -> str:
+    return f"{terminated.exit_code} ({terminated.reason})" if terminated.reason else str(terminated.exit_code)
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    return f"{humanise_age(when, now)} ago" if when is not None else "(time unknown)"
+
+
+def _seconds_since(when: datetime | None, now: datetime) -> float:
+    if when is None:
+        return float("inf")
+    return (now - _aware(when)).total_seconds()
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def humanise_age(since: datetime | None, now: datetime) -> str:
+    """kubectl-like ages: "42s", "12m", "3h12m", "1d6h", "4d"."""
+    if since is None:
+        return "?"
+    seconds = max(0, int((_aware(now) - _aware(since)).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 60:
+        return f"{seconds}s"
+    if minutes < 60:
+        return f"{minutes}m"
+    if hours < 24:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if days < 2:
+        rest = hours % 24
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    return f"{days}d"
+
+
+# ---------------------------------------------------------------------------------------
+# Deployment summary: pure
+# ---------------------------------------------------------------------------------------
+
+
+def summarise_deployment(
+    deployment: V1Deployment | Mapping[str, Any],
+    pods: Iterable[V1Pod | Mapping[str, Any]],
+    *,
+    now: datetime,
+    title: str | None = None,
+    fold_healthy_over: int = 8,
+) -> Result:
+    """The Result for a deployment and the pods already known to belong to it."""
+    dep = as_deployment(deployment)
+    name = dep.metadata.name if dep.metadata else "?"
+    namespace = dep.metadata.namespace if dep.metadata else "?"
+    analysed = [analyse_pod(p, now=now) for p in pods]
+    unhealthy = sorted((p for p in analysed if not p.healthy), key=lambda p: (-p.severity, p.name))
+    healthy = sorted((p for p in analysed if p.healthy), key=lambda p: p.name)
+
+    desired = dep.spec.replicas if dep.spec is not None and dep.spec.replicas is not None else 1
+    st = dep.status or client.V1DeploymentStatus()
+    ready, available, updated = st.ready_replicas or 0, st.available_replicas or 0, st.updated_replicas or 0
+
+    shown_healthy, folded_note = _fold(healthy, fold_healthy_over)
+    return Result(
+        status=_overall_status(desired, ready, available, unhealthy),
+        title=title or f"Pods · {name} ({namespace})",
+        summary=_summary(desired, ready, updated, st.replicas or 0, unhealthy, pod_count=len(analysed)),
+        fields={
+            "Desired": str(desired),
+            "Updated": str(updated),
+            "Ready": str(ready),
+            "Available": str(available),
+            **_image_field(dep),
+        },
+        columns=POD_COLUMNS,
+        rows=[p.row() for p in [*unhealthy, *shown_healthy]],
+        lines=_condition_lines(dep),
+        folded_rows_note=folded_note,
+    )
+
+
+def _fold(healthy: list[PodHealth], fold_over: int) -> tuple[list[PodHealth], str]:
+    if len(healthy) <= fold_over:
+        return healthy, ""
+    kept = healthy[: min(HEALTHY_ROWS_KEPT_WHEN_FOLDED, fold_over)]
+    folded = len(healthy) - len(kept)
+    return kept, f"… and {folded} more healthy pod{'s' if folded != 1 else ''}"
+
+
+def _overall_status(desired: int, ready: int, available: int, unhealthy: Sequence[PodHealth]) -> Status:
+    if desired == 0:
+        # Scaled to zero on purpose; leftovers (terminating pods) are worth a look, no more.
+        return Status.WARNING if unhealthy else Status.OK
+    crashing = sum(1 for p in unhealthy if p.problem in _CRASHING)
+    if available == 0 or ready == 0 or crashing * 2 > desired:
+        return Status.CRITICAL
+    if unhealthy or ready < desired or available < desired:
+        return Status.WARNING
+    return Status.OK
+
+
+def _summary(
+    desired: int, ready: int, updated: int, current: int, unhealthy: Sequence[PodHealth], *, pod_count: int
+) -> str:
+    if desired == 0:
+        return "scaled to 0 replicas" + (f" · {pod_count} pods still present" if pod_count else "")
+    parts = [f"{ready}/{desired} ready"]
+    # Most severe kinds first, so the summary reads like the table.
+    kinds = Counter(p.problem for p in unhealthy)
+    severity = {p.problem: p.severity for p in unhealthy}
+    parts += [f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-severity[kv[0]], kv[0]))]
+    if pod_count == 0:
+        parts.append("no pods found")
+    if updated < desired and current > updated:
+        # Pods of the previous revision are still around: a rollout is in progress or stuck.
+        parts.append(f"rollout: {updated}/{desired} updated")
+    if len(parts) == 1 and ready >= desired:
+        return f"{ready}/{desired} pods ready"
+    return " · ".join(parts)
+
+
+def _image_field(dep: V1Deployment) -> dict[str, str]:
+    template = dep.spec.template if dep.spec is not None else None
+    pod_spec = template.spec if template is not None else None
+    containers = (pod_spec.containers if pod_spec is not None else None) or []
+    images = [c.image for c in containers if c.image]
+    if not images:
+        return {}
+    return {"Image" if len(images) == 1 else "Images": ", ".join(images)}
+
+
+def _condition_lines(dep: V1Deployment) -> list[str]:
+    """Deployment conditions that explain missing pods (quota, stalled rollout)."""
+    lines = []
+    for c in (dep.status.conditions if dep.status is not None else None) or []:
+        failed = c.type == "ReplicaFailure" and c.status == "True"
+        stalled = c.type == "Progressing" and c.status == "False"
+        if failed or stalled:
+            message = _truncate(_one_line(c.message or ""))
+            lines.append(f"{c.type}: {c.reason or c.status}" + (f" — {message}" if message else ""))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# Text helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

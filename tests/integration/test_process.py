@@ -1,0 +1,127 @@
+"""The bot as a process: `python app.py ops …` in the terminal, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.plugins.kube import seed_checkout_prod, write_kubeconfig
+from tests.slack_requests import send_slash_command
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KUBE", "PROMETHEUS", "CHATOPS"))}
+    return {**base, **extra}
+
+
+async def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "app.py"), *args, env=_env(env), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_terminal_pods_prints_the_same_facts_and_exits_non_zero_when_unhealthy(kube):
+    seed_checkout_prod(kube)
+    code, out, err = await _run(["ops", "pods", "checkout", "-n", "prod"], {"KUBECONFIG": kube.kubeconfig_path})
+    assert code == 2, (out, err)  # critical
+    assert "Pods · checkout (prod)" in out
+    assert "CrashLoopBackOff" in out and "OOMKilled" in out
+    assert "checkout-" in out and "payments" not in out
+    assert "Desired: 3" in out
+
+
+async def test_terminal_pods_exits_zero_when_all_pods_are_ready(kube):
+    from tests.plugins.kube import running_ready
+
+    kube.seed_deployment("web", "prod", replicas=2, pods=[running_ready(name="a"), running_ready(name="b")])
+    code, out, err = await _run(["ops", "pods", "web", "-n", "prod"], {"KUBECONFIG": kube.kubeconfig_path})
+    assert code == 0, (out, err)
+    assert "2/2" in out
+
+
+async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, unused_tcp_port):
+    env = {
+        "SLACK_BOT_TOKEN": fake_slack.bot_token,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "SLACK_API_URL": fake_slack.api_url,
+        "PORT": str(unused_tcp_port),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "app.py"), env=_env(env), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the bot never answered /healthz")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0, err.decode()
+        assert "stopped" in err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+
+
+@pytest.fixture
+async def slow_kubernetes(tmp_path):
+    """An API server that takes 1.5 s to say the deployment doesn't exist."""
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": "NotFound", "code": 404, "message": "not found"}, status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield write_kubeconfig(tmp_path / "slow", f"http://127.0.0.1:{port}")
+    await runner.cleanup()
+
+
+async def test_stop_lets_the_command_in_flight_finish_and_turns_new_ones_away(
+    start_bot, bot_env, http, fake_slack, signing_secret, slow_kubernetes
+):
+    bot = await start_bot({**bot_env, "KUBECONFIG": str(slow_kubernetes)})
+    url = f"http://127.0.0.1:{bot.port}/slack/events"
+    await send_slash_command(http, url, signing_secret, text="pods checkout -n prod",
+                             response_url=fake_slack.response_url())
+    for _ in range(100):
+        if bot.runtime.inflight:
+            break
+        await asyncio.sleep(0.02)
+    assert bot.runtime.inflight == 1
+    stopping = asyncio.create_task(bot.stop())
+    await asyncio.sleep(0.1)
+    assert bot.runtime.draining and not stopping.done()
+    late = await send_slash_command(http, url, signing_secret, text="pods checkout -n prod")
+    assert "restarting" in json.dumps(late.json)
+    await asyncio.wait_for(stopping, 10)
+    # The command that was running when the stop began still posted its answer.
+    (message,) = fake_slack.messages()
+    assert "not found" in message.text

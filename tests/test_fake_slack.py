@@ -1,0 +1,635 @@
+"""The fake Slack behaves like Slack for the real slack_sdk clients, and slack_requests signs like Slack.
+
+Everything here goes through slack_sdk's own AsyncWebClient / AsyncWebhookClient / SocketModeClient
+(and slack_bolt's AsyncSocketModeHandler), so a fake that drifts from what those clients send or
+expect fails here rather than in a bot test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from tests import slack_requests
+from tests.fakes.slack import FakeSlack
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+@pytest.fixture
+async def client(fake_slack: FakeSlack) -> AsyncIterator[AsyncWebClient]:
+    client = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token)
+    yield client
+
+
+async def api_error(call: Any) -> SlackApiError:
+    with pytest.raises(SlackApiError) as info:
+        await call
+    return info.value
+
+
+# --- messages ---------------------------------------------------------------------------------------
+
+
+async def test_post_message_is_recorded_with_decoded_blocks(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    blocks = [section("*disk* at 91%"), {"type": "divider"}]
+    response = await client.chat_postMessage(channel="C0OPS", text="disk at 91%", blocks=blocks)
+
+    assert response["channel"] == "C0OPS"
+    assert response["message"]["blocks"] == blocks
+    [call] = fake_slack.calls
+    assert (call.method, call.ok, call.params["blocks"]) == ("chat.postMessage", True, blocks)
+    assert call.headers["Authorization"] == f"Bearer {fake_slack.bot_token}"
+    [message] = fake_slack.messages("C0OPS")
+    assert (message.ts, message.text, message.blocks) == (response["ts"], "disk at 91%", blocks)
+
+
+async def test_post_message_ts_is_unique_and_increasing(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    stamps = [(await client.chat_postMessage(channel="C0OPS", text=str(i)))["ts"] for i in range(3)]
+
+    assert all(len(ts.split(".")[1]) == 6 for ts in stamps)  # Slack's "seconds.micros" shape
+    assert sorted(stamps, key=float) == stamps and len(set(stamps)) == 3
+    assert [m.text for m in fake_slack.messages()] == ["0", "1", "2"]
+
+
+async def test_form_encoded_post_with_json_string_blocks_and_token_field_is_decoded(
+    fake_slack: FakeSlack
+) -> None:
+    # What curl, older clients and the sync WebClient with data= send: form fields, blocks as JSON text.
+    blocks = [section("from a form")]
+    form = {"token": fake_slack.bot_token, "channel": "C0OPS", "text": "t", "blocks": json.dumps(blocks)}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(fake_slack.api_url + "chat.postMessage", data=form) as response:
+            body = await response.json()
+
+    assert body["ok"] is True
+    assert fake_slack.calls[0].params["blocks"] == blocks
+    assert "token" not in fake_slack.calls[0].params  # never recorded next to the message fields
+
+
+async def test_more_than_50_blocks_is_rejected_like_slack(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    await client.chat_postMessage(channel="C0OPS", text="ok", blocks=[section("x")] * 50)
+
+    too_many = [section("x")] * 51
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="too many", blocks=too_many))
+
+    assert error.response["error"] == "invalid_blocks"
+    assert "no more than 50 items" in error.response["response_metadata"]["messages"][0]
+    assert [m.text for m in fake_slack.messages()] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("block", "pointer"),
+    [
+        (section("x" * 3001), "/blocks/0/text/text"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "y" * 2001}]}, "/blocks/0/fields/0/text"),
+        ({"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}, "/blocks/0/text/text"),
+        (section(""), "/blocks/0/text/text"),
+    ],
+    ids=["section-text-3001", "field-2001", "header-151", "empty-section-text"],
+)
+async def test_block_text_over_slack_limits_is_invalid_blocks(
+    client: AsyncWebClient, block: dict[str, Any], pointer: str
+) -> None:
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="t", blocks=[block]))
+
+    assert error.response["error"] == "invalid_blocks"
+    assert pointer in error.response["response_metadata"]["messages"][0]
+
+
+async def test_block_text_exactly_at_slack_limits_is_accepted(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    blocks = [
+        section("x" * 3000),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "y" * 2000}] * 10},
+        {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
+    ]
+    await client.chat_postMessage(channel="C0OPS", text="t", blocks=blocks)
+
+    assert fake_slack.messages()[0].blocks == blocks
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+async def test_message_without_text_blocks_or_attachments_is_no_text(client: AsyncWebClient) -> None:
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text=""))
+
+    assert error.response["error"] == "no_text"
+
+
+async def test_text_over_40000_chars_is_msg_too_long(client: AsyncWebClient) -> None:
+    await client.chat_postMessage(channel="C0OPS", text="x" * 40_000)
+
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="x" * 40_001))
+
+    assert error.response["error"] == "msg_too_long"
+
+
+async def test_declared_unknown_channel_is_channel_not_found(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.unknown_channels.add("C0GONE")
+
+    error = await api_error(client.chat_postMessage(channel="C0GONE", text="hello?"))
+
+    assert error.response["error"] == "channel_not_found"
+    assert (await client.chat_postMessage(channel="C0ANYTHING", text="hi"))["ok"]
+
+
+async def test_channel_the_bot_is_not_in_answers_not_in_channel(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.not_in_channel.add("C0PRIVATE")
+
+    error = await api_error(client.chat_postMessage(channel="C0PRIVATE", text="hi"))
+
+    assert error.response["error"] == "not_in_channel"
+    assert fake_slack.calls[0].error == "not_in_channel" and fake_slack.messages() == []
+
+
+async def test_post_ephemeral_needs_a_user_and_is_recorded(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    response = await client.chat_postEphemeral(channel="C0OPS", user="U0ALICE", text="only you")
+    no_user = {"channel": "C0OPS", "text": "nobody"}
+    error = await api_error(client.api_call("chat.postEphemeral", json=no_user))
+
+    assert response["message_ts"]
+    assert error.response["error"] == "invalid_arguments"
+    assert [(e.recipient, e.text) for e in fake_slack.ephemerals] == [("U0ALICE", "only you")]
+    assert fake_slack.messages() == []  # ephemerals are not channel history
+
+
+async def test_chat_update_edits_the_stored_message(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C0OPS", text="running", blocks=[section("running…")])
+
+    updated = await client.chat_update(
+        channel="C0OPS", ts=posted["ts"], text="done", blocks=[section("done ✅")]
+    )
+
+    assert updated["ts"] == posted["ts"]
+    [message] = fake_slack.messages("C0OPS")
+    assert (message.text, message.blocks, message.edits) == ("done", [section("done ✅")], 1)
+
+
+async def test_chat_update_of_unknown_ts_is_message_not_found(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C0OPS", text="here")
+
+    wrong_ts = await api_error(client.chat_update(channel="C0OPS", ts="1.000001", text="x"))
+    wrong_channel = await api_error(client.chat_update(channel="C0OTHER", ts=posted["ts"], text="x"))
+
+    assert wrong_ts.response["error"] == wrong_channel.response["error"] == "message_not_found"
+    assert fake_slack.messages()[0].text == "here"
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+async def test_chat_update_is_validated_like_a_new_message(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C0OPS", text="here")
+
+    error = await api_error(client.chat_update(channel="C0OPS", ts=posted["ts"], blocks=[section("x")] * 51))
+
+    assert error.response["error"] == "invalid_blocks"
+    assert fake_slack.messages()[0].edits == 0
+
+
+async def test_conversations_info_answers_a_minimal_channel(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.channel_names["C0OPS"] = "ops"
+
+    info = await client.conversations_info(channel="C0OPS")
+
+    channel = info["channel"]
+    assert (channel["id"], channel["name"], channel["is_member"]) == ("C0OPS", "ops", True)
+
+
+# --- auth -----------------------------------------------------------------------------------------------
+
+
+async def test_auth_test_answers_the_bot_identity(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    response = await client.auth_test()
+
+    assert (response["user_id"], response["bot_id"], response["team_id"]) == ("U0BOT", "B0BOT", "T0TEST")
+
+
+async def test_wrong_token_is_invalid_auth(fake_slack: FakeSlack) -> None:
+    client = AsyncWebClient(base_url=fake_slack.api_url, token="xoxb-stolen")
+
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="hi"))
+
+    assert error.response.status_code == 200  # Slack answers API errors with 200
+    assert error.response["error"] == "invalid_auth"
+    assert fake_slack.messages() == []
+
+
+async def test_missing_token_is_not_authed(fake_slack: FakeSlack) -> None:
+    error = await api_error(AsyncWebClient(base_url=fake_slack.api_url).auth_test())
+
+    assert error.response["error"] == "not_authed"
+
+
+async def test_app_and_bot_tokens_only_work_for_their_own_methods(fake_slack: FakeSlack) -> None:
+    as_app = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.app_token)
+    as_bot = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token)
+
+    opened = await as_app.apps_connections_open(app_token=fake_slack.app_token)
+    bot_opens = await api_error(as_bot.apps_connections_open(app_token=fake_slack.bot_token))
+    app_posts = await api_error(as_app.chat_postMessage(channel="C0OPS", text="hi"))
+
+    assert opened["url"] == fake_slack.socket_url
+    assert bot_opens.response["error"] == app_posts.response["error"] == "not_allowed_token_type"
+
+
+async def test_unknown_method_answers_unknown_method(client: AsyncWebClient) -> None:
+    error = await api_error(client.api_call("chat.scheduleTeleport", json={"channel": "C0OPS"}))
+
+    assert error.response["error"] == "unknown_method"
+
+
+# --- rate limits --------------------------------------------------------------------------------------------
+
+
+async def test_ratelimited_call_answers_429_with_retry_after(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.rate_limit("chat.postMessage", times=1, retry_after=7)
+
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="hi"))
+
+    assert error.response.status_code == 429
+    assert error.response.headers["Retry-After"] == "7"
+    assert error.response["error"] == "ratelimited"
+    assert fake_slack.ratelimited_count == 1 and fake_slack.messages() == []
+
+
+async def test_429_is_retried_by_rate_limit_retry_handler_and_then_succeeds(fake_slack: FakeSlack) -> None:
+    fake_slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+    client = AsyncWebClient(
+        base_url=fake_slack.api_url,
+        token=fake_slack.bot_token,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+
+    response = await client.chat_postMessage(channel="C0OPS", text="eventually")
+
+    assert response["ok"]
+    first, second = fake_slack.calls
+    assert (first.status, first.error, second.ok) == (429, "ratelimited", True)
+    assert second.time - first.time >= 1.0  # the client honoured Retry-After
+    assert [m.text for m in fake_slack.messages()] == ["eventually"]
+
+
+async def test_pacing_rejects_a_second_post_to_the_same_channel_too_soon(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.pace_per_channel(min_interval=0.2, retry_after=1)
+
+    await client.chat_postMessage(channel="C0A", text="1")
+    too_soon = await api_error(client.chat_postMessage(channel="C0A", text="2"))
+    await client.chat_postMessage(channel="C0B", text="other channel")
+    await asyncio.sleep(0.2)
+    await client.chat_postMessage(channel="C0A", text="3")
+
+    assert too_soon.response.status_code == 429
+    assert fake_slack.ratelimited_count == 1
+    assert [m.text for m in fake_slack.messages("C0A")] == ["1", "3"]
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+async def test_files_upload_v2_records_bytes_channel_and_thread(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C0OPS", text="report follows")
+
+    response = await client.files_upload_v2(
+        channel="C0OPS",
+        content=b"pod-1 CrashLoopBackOff\n",
+        filename="pods.txt",
+        title="Pods",
+        thread_ts=posted["ts"],
+        initial_comment="full list",
+    )
+
+    [f] = fake_slack.files
+    assert response["file"]["id"] == f.id
+    assert (f.filename, f.title, f.content) == ("pods.txt", "Pods", b"pod-1 CrashLoopBackOff\n")
+    assert (f.channel, f.thread_ts, f.initial_comment) == ("C0OPS", posted["ts"], "full list")
+    assert [c.method for c in fake_slack.calls][1:] == [
+        "files.getUploadURLExternal", "file_upload", "files.completeUploadExternal"
+    ]
+
+
+async def test_complete_upload_of_a_file_never_uploaded_is_rejected(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    issued = await client.files_getUploadURLExternal(filename="x.txt", length=3)  # bytes never sent
+
+    complete = client.files_completeUploadExternal
+    not_sent = await api_error(complete(files=[{"id": issued["file_id"]}], channel_id="C0OPS"))
+    unknown = await api_error(complete(files=[{"id": "F0NOPE"}], channel_id="C0OPS"))
+
+    assert not_sent.response["error"] == unknown.response["error"] == "file_not_found"
+    assert fake_slack.files == []
+
+
+# --- response_url -------------------------------------------------------------------------------------------
+
+
+async def test_response_url_posts_are_recorded(fake_slack: FakeSlack) -> None:
+    url = fake_slack.response_url("cmd-1")
+    webhook = AsyncWebhookClient(url)  # what slack_bolt's respond() uses
+
+    response = await webhook.send(text="on it", response_type="in_channel", replace_original=False)
+
+    assert response.status_code == 200
+    [post] = fake_slack.response_posts(url)
+    assert (post.key, post.text, post.response_type) == ("cmd-1", "on it", "in_channel")
+    assert post.replace_original is False
+    assert fake_slack.response_posts("other") == []
+
+
+async def test_response_url_posts_are_validated_like_messages(fake_slack: FakeSlack) -> None:
+    webhook = AsyncWebhookClient(fake_slack.response_url())
+
+    too_many = await webhook.send(text="t", blocks=[section("x")] * 51)
+    empty = await webhook.send(text="")
+
+    assert (too_many.status_code, json.loads(too_many.body)["error"]) == (400, "invalid_blocks")
+    assert json.loads(empty.body)["error"] == "no_text"
+    assert fake_slack.response_posts() == []
+
+
+async def test_response_url_accepts_only_five_posts_like_slack(fake_slack: FakeSlack) -> None:
+    webhook = AsyncWebhookClient(fake_slack.response_url())
+
+    statuses = [(await webhook.send(text=f"step {i}")).status_code for i in range(6)]
+
+    assert statuses == [200] * 5 + [404]
+
+
+# --- wait_for -------------------------------------------------------------------------------------
+
+
+async def test_wait_for_returns_calls_recorded_after_it_started(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    async def post_later() -> None:
+        await asyncio.sleep(0.05)
+        await client.chat_postMessage(channel="C0OPS", text="first")
+        await client.chat_postMessage(channel="C0OPS", text="second")
+
+    task = asyncio.create_task(post_later())
+    calls = await fake_slack.wait_for(lambda c: c.params.get("channel") == "C0OPS", timeout=2, count=2)
+    await task
+
+    assert [c.params["text"] for c in calls] == ["first", "second"]
+
+
+async def test_wait_for_ignores_failed_calls_and_times_out_listing_what_was_recorded(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    await client.chat_postMessage(channel="C0OPS", text="hello there")
+    await api_error(client.chat_update(channel="C0OPS", ts="1.000001", text="x"))
+
+    started = time.monotonic()
+    with pytest.raises(AssertionError) as info:
+        await fake_slack.wait_for("chat.update", timeout=0.2)
+
+    assert time.monotonic() - started < 1
+    message = str(info.value)
+    assert "'chat.update'" in message
+    assert "chat.postMessage ok channel='C0OPS'" in message and "text='hello there'" in message
+    assert "chat.update error=message_not_found" in message
+
+
+async def test_reset_forgets_records_and_arrangements(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    fake_slack.unknown_channels.add("C0OPS")
+    await api_error(client.chat_postMessage(channel="C0OPS", text="x"))
+
+    fake_slack.reset()
+    await client.chat_postMessage(channel="C0OPS", text="y")
+
+    assert [c.params["text"] for c in fake_slack.calls] == ["y"]
+    assert [m.text for m in fake_slack.messages()] == ["y"]
+
+
+# --- Socket Mode ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def socket_client(fake_slack: FakeSlack) -> AsyncIterator[SocketModeClient]:
+    client = SocketModeClient(
+        app_token=fake_slack.app_token,
+        web_client=AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token),
+    )
+    yield client
+    await client.close()
+
+
+async def test_socket_mode_client_gets_hello_and_its_ack_is_returned(
+    fake_slack: FakeSlack, socket_client: SocketModeClient
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def on_message(client: Any, message: dict[str, Any], raw: str | None) -> None:
+        received.append(message)
+
+    async def on_request(client: SocketModeClient, request: SocketModeRequest) -> None:
+        text = request.payload["text"]
+        response = SocketModeResponse(request.envelope_id, {"text": f"got {text}"})
+        await client.send_socket_mode_response(response)
+
+    socket_client.message_listeners.append(on_message)
+    socket_client.socket_mode_request_listeners.append(on_request)
+    await socket_client.connect()
+
+    ack = await fake_slack.socket_send("slash_commands", {"command": "/ops", "text": "status"}, timeout=2)
+
+    assert ack["payload"] == {"text": "got status"}
+    assert received[0]["type"] == "hello" and received[0]["connection_info"]["app_id"] == "A0TEST"
+    envelope = received[1]
+    assert (envelope["type"], envelope["accepts_response_payload"], envelope["envelope_id"]) == (
+        "slash_commands", True, ack["envelope_id"]
+    )
+    assert fake_slack.calls[0].method == "apps.connections.open"
+
+
+async def test_socket_disconnect_makes_the_client_reconnect(
+    fake_slack: FakeSlack, socket_client: SocketModeClient
+) -> None:
+    async def on_request(client: SocketModeClient, request: SocketModeRequest) -> None:
+        await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+
+    socket_client.socket_mode_request_listeners.append(on_request)
+    await socket_client.connect()
+    await fake_slack.socket_connected(timeout=2)
+
+    await fake_slack.socket_disconnect()
+    await fake_slack.socket_connected(timeout=2, connections=2)
+    ack = await fake_slack.socket_send("events_api", {"event": {"type": "app_mention"}}, timeout=2)
+
+    assert [c.method for c in fake_slack.calls] == ["apps.connections.open"] * 2
+    assert ack == {"envelope_id": fake_slack.socket_sent[-1]["envelope_id"]}
+    assert fake_slack.socket_sent[-1]["retry_attempt"] == 0  # events carry retry info
+
+
+async def test_socket_send_without_a_connected_client_fails_with_a_message(fake_slack: FakeSlack) -> None:
+    with pytest.raises(AssertionError, match="no Socket Mode client connected within 0.1s"):
+        await fake_slack.socket_send("events_api", {}, timeout=0.1)
+
+
+async def test_bolt_socket_mode_handler_acks_a_slash_command_with_its_response(fake_slack: FakeSlack) -> None:
+    web_client = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token)
+    app = AsyncApp(client=web_client)
+
+    @app.command("/ops")
+    async def ops(ack: Any, command: dict[str, Any]) -> None:
+        await ack(f"ops {command['text']} for <@{command['user_id']}>")
+
+    handler = AsyncSocketModeHandler(app, fake_slack.app_token, web_client=web_client)
+    await handler.connect_async()
+    try:
+        payload = parse_qs(slack_requests.slash_command_body(text="status"))
+        ack = await fake_slack.socket_send("slash_commands", {k: v[0] for k, v in payload.items()}, timeout=2)
+    finally:
+        await handler.close_async()
+
+    assert ack["payload"]["text"] == "ops status for <@U0ALICE>"
+    assert fake_slack.calls[-1].method == "auth.test"  # bolt authorized with the bot token first
+
+
+# --- signed requests ------------------------------------------------------------------------------
+
+
+@dataclass
+class Captured:
+    url: str
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def capture() -> AsyncIterator[Captured]:
+    """A throwaway endpoint that records what slack_requests sends."""
+
+    async def handle(request: web.Request) -> web.Response:
+        captured.requests.append((dict(request.headers), await request.read()))
+        return web.json_response({"received": True})
+
+    app = web.Application()
+    app.router.add_post("/slack/events", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    captured = Captured(f"http://127.0.0.1:{port}/slack/events")
+    yield captured
+    await runner.cleanup()
+
+
+async def test_signed_slash_command_verifies_with_slack_sdk(capture: Captured, signing_secret: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        result = await slack_requests.send_slash_command(
+            session, capture.url, signing_secret, text="restart api"
+        )
+
+    [(headers, body)] = capture.requests
+    assert result.status == 200 and result.json == {"received": True} and result.elapsed < 1
+    assert SignatureVerifier(signing_secret).is_valid_request(body, headers)
+    assert not SignatureVerifier("another-secret").is_valid_request(body, headers)
+    fields = parse_qs(body.decode())
+    assert (fields["command"], fields["text"], fields["user_id"]) == (["/ops"], ["restart api"], ["U0ALICE"])
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+async def test_forged_stale_and_unsigned_requests_do_not_verify(
+    capture: Captured, signing_secret: str
+) -> None:
+    body = slack_requests.slash_command_body()
+    stale = int(time.time()) - 6 * 60  # Slack's replay window is 5 minutes
+    async with aiohttp.ClientSession() as session:
+        for options in ({"signature": "v0=" + "0" * 64}, {"timestamp": stale}, {"unsigned": True}):
+            await slack_requests.post_signed(
+                session, capture.url, body, slack_requests.FORM, signing_secret, **options
+            )
+
+    verifier = SignatureVerifier(signing_secret)
+    assert [verifier.is_valid_request(b, h) for h, b in capture.requests] == [False, False, False]
+    assert "X-Slack-Signature" not in capture.requests[2][0]
+    # The stale one is correctly signed: only its age makes it invalid.
+    stale_headers, stale_body = capture.requests[1]
+    assert stale_headers["X-Slack-Signature"] == slack_requests.sign(signing_secret, stale, stale_body)
+
+
+async def test_signed_event_retry_carries_retry_headers_and_same_event_id(
+    capture: Captured, signing_secret: str
+) -> None:
+    event = {"type": "app_mention", "user": "U0ALICE", "text": "<@U0BOT> status", "channel": "C0OPS"}
+    async with aiohttp.ClientSession() as session:
+        await slack_requests.send_event(session, capture.url, signing_secret, event, event_id="Ev0001")
+        await slack_requests.send_event(
+            session, capture.url, signing_secret, event,
+            event_id="Ev0001", retry_num=1, retry_reason="http_timeout",
+        )
+
+    (first_headers, first), (retry_headers, retry) = capture.requests
+    assert all(SignatureVerifier(signing_secret).is_valid_request(b, h) for h, b in capture.requests)
+    assert "X-Slack-Retry-Num" not in first_headers
+    assert retry_headers["X-Slack-Retry-Num"] == "1"
+    assert retry_headers["X-Slack-Retry-Reason"] == "http_timeout"
+    envelope = json.loads(retry)
+    assert (envelope["type"], envelope["event_id"], envelope["event"]["text"]) == (
+        "event_callback", "Ev0001", "<@U0BOT> status"
+    )
+    assert json.loads(first)["event_id"] == "Ev0001"
+
+
+async def test_signed_block_action_is_a_payload_form_field(capture: Captured, signing_secret: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        await slack_requests.send_block_action(
+            session, capture.url, signing_secret,
+            [{"action_id": "restart", "value": "api"}],
+            message={"type": "message", "ts": "1732500000.000100", "text": "restart?"},
+            response_url="http://127.0.0.1:1/response/x",
+        )
+
+    [(headers, body)] = capture.requests
+    assert SignatureVerifier(signing_secret).is_valid_request(body, headers)
+    payload = json.loads(parse_qs(body.decode())["payload"][0])
+    assert payload["type"] == "block_actions"
+    assert payload["actions"][0]["action_id"] == "restart" and payload["actions"][0]["type"] == "button"
+    assert payload["container"]["message_ts"] == "1732500000.000100"
+    assert payload["response_url"] == "http://127.0.0.1:1/response/x"
