@@ -10,6 +10,8 @@ import aiohttp
 
 from bot.config import Settings, safe_url
 from bot.report import Backend
+from diagnostics.blocking import BlockingPool
+from diagnostics.cache import QueryCache
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class ClientSetupError(Exception):
 class Clients:
     settings: Settings
     http: aiohttp.ClientSession
+    # Identical backend queries in flight together share one call; answers live a few seconds.
+    cache: QueryCache
+    # Blocking clients (boto3, prometheus-api-client, matplotlib) run here, off the event loop.
+    blocking: BlockingPool
     kubernetes: Any = None  # kubernetes.aio.client.ApiClient
     elasticsearch: Any = None  # elasticsearch.AsyncElasticsearch
 
@@ -40,7 +46,8 @@ class Clients:
     async def build(cls, settings: Settings) -> "Clients":
         # Short connect timeout: a backend that doesn't answer a TCP handshake in 5 s is down.
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.diagnostic_timeout, connect=5))
-        clients = cls(settings=settings, http=http)
+        clients = cls(settings=settings, http=http, cache=QueryCache(ttl=settings.cache_ttl),
+                      blocking=BlockingPool())
         try:
             if settings.kubernetes_configured:
                 from diagnostics.kubernetes import KubernetesConfigError, make_api_client
@@ -97,6 +104,7 @@ class Clients:
         if self.elasticsearch is not None:
             await self.elasticsearch.close()
         await self.http.close()
+        self.blocking.close()
 
 
 def _elasticsearch(settings: Settings) -> Any:

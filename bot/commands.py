@@ -8,29 +8,20 @@ Arguments follow kubectl's habits: `-n prod`, `--namespace prod`, `--namespace=p
 from __future__ import annotations
 
 import difflib
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
+from bot.args import k8s_name, k8s_namespace
+from bot.errors import UsageError
 from bot.report import Report
 
 if TYPE_CHECKING:
     from bot.clients import Clients
     from bot.config import Settings
 
-Backend = Literal["kubernetes", "prometheus", "alertmanager", "elasticsearch", "aws", "database"]
-
-
-
-class UsageError(Exception):
-    """Bad input from a person: the message says what is wrong and what to type instead."""
-
-    def __init__(self, message: str, usage: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.usage = usage
-
+# A key of bot.clients.BACKEND_SETTINGS: the backend a command needs configured.
+Backend = str
 
 @dataclass(frozen=True)
 class Context:
@@ -40,25 +31,6 @@ class Context:
     clients: "Clients"
     # Told the backend's name whenever a diagnostic fails against it (feeds /metrics).
     on_backend_error: Callable[[str], None] | None = None
-
-
-# A Kubernetes object name (RFC 1123 subdomain); namespaces are the stricter label form.
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def k8s_name(value: str, what: str) -> str:
-    if not _K8S_NAME.match(value):
-        raise UsageError(
-            f"`{value}` is not a valid {what} name: Kubernetes names are lowercase letters, digits, '-' and '.'"
-        )
-    return value
-
-
-def k8s_namespace(value: str, what: str = "namespace") -> str:
-    if not _K8S_LABEL.match(value):
-        raise UsageError(f"`{value}` is not a valid namespace: lowercase letters, digits and '-', at most 63")
-    return value
 
 
 @dataclass(frozen=True)
@@ -71,6 +43,10 @@ class Arg:
     # Turns the raw word into the value, raising UsageError with a readable message.
     convert: Callable[[str, str], object] = lambda value, what: value
     metavar: str = ""
+    # "value": one word; "switch": an option that takes no value (True when given);
+    # "rest": a positional that takes every remaining word, joined by spaces.
+    kind: Literal["value", "switch", "rest"] = "value"
+    default: object = None
 
     @property
     def positional(self) -> bool:
@@ -78,8 +54,11 @@ class Arg:
 
     @property
     def usage(self) -> str:
-        meta = f"<{self.metavar or self.name}>"
-        text = meta if self.positional else f"{self.flags[0]} {meta}"
+        meta = f"<{self.metavar or self.name}>" + ("…" if self.kind == "rest" else "")
+        if self.kind == "switch":
+            text = self.flags[0]
+        else:
+            text = meta if self.positional else f"{self.flags[0]} {meta}"
         return text if self.required else f"[{text}]"
 
 
@@ -95,6 +74,8 @@ class Command:
     backend: Backend | None = None
     mutating: bool = False
     example: str = ""
+    # Raw commands (PromQL) split on white space only: quotes are part of the expression.
+    raw: bool = False
 
     @property
     def usage(self) -> str:
@@ -126,6 +107,9 @@ class CommandTable:
             raise UsageError("Which check? Try `help` for the list.")
         name, rest = words[0].lower(), words[1:]
         command = self.commands.get(name)
+        if command is not None and command.raw:
+            words = normalise_quotes(text).split()
+            rest = words[1:]
         if command is None:
             hint = difflib.get_close_matches(name, list(self.commands), n=1, cutoff=0.5)
             suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
@@ -134,11 +118,14 @@ class CommandTable:
         return Invocation(command=command, args=args, text=" ".join(words))
 
 
-def split_words(text: str) -> list[str]:
+def normalise_quotes(text: str) -> str:
     # Slack's clients turn straight quotes into curly ones as people type.
-    text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+    return text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+
+
+def split_words(text: str) -> list[str]:
     try:
-        return shlex.split(text)
+        return shlex.split(normalise_quotes(text))
     except ValueError as e:  # e.g. an unclosed quote
         raise UsageError(f"Could not read the arguments: {e}.") from None
 
@@ -147,36 +134,51 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> d
     usage = command.usage
     options = {flag: arg for arg in command.args for flag in arg.flags}
     positionals = [a for a in command.args if a.positional]
-    values: dict[str, object] = {}
+    rest_arg = positionals[-1] if positionals and positionals[-1].kind == "rest" else None
     raw: dict[str, str] = {}
+    rest_words: list[str] = []
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("-") and len(word) > 1:
-            flag, _, inline = word.partition("=")
-            if flag not in options and flag.startswith("-") and not flag.startswith("--") and len(flag) > 2:
-                flag, inline = flag[:2], flag[2:]  # kubectl's -nprod
-            arg = options.get(flag)
-            if arg is None:
-                known = ", ".join(f for f in options) or "none"
-                raise UsageError(f"`{command.name}` has no option `{flag}` (options: {known}).", usage)
-            if inline:
-                value = inline
-            elif i + 1 < len(words):
-                i += 1
-                value = words[i]
+        flag, _, inline = word.partition("=")
+        if flag not in options and flag.startswith("-") and not flag.startswith("--") and len(flag) > 2:
+            flag, inline = flag[:2], flag[2:]  # kubectl's -nprod
+        arg = options.get(flag) if word.startswith("-") and len(word) > 1 else None
+        if arg is None and word.startswith("-") and len(word) > 1 and not (rest_arg and command.raw):
+            known = ", ".join(options) or "none"
+            raise UsageError(f"`{command.name}` has no option `{flag}` (options: {known}).", usage)
+        if arg is None:
+            # A positional word; in a raw command anything that isn't a known option is part
+            # of the expression (PromQL may start with '-').
+            if len(raw_positionals := [a for a in positionals if a.name not in raw and a is not rest_arg]):
+                raw[raw_positionals[0].name] = word
+            elif rest_arg is not None:
+                rest_words.append(word)
             else:
-                raise UsageError(f"`{flag}` needs a value.", usage)
-            if arg.name in raw:
-                raise UsageError(f"`{flag}` given twice.", usage)
-            raw[arg.name] = value
-        else:
-            if not positionals:
                 raise UsageError(f"Unexpected `{word}`: `{command.name}` takes no more arguments.", usage)
-            raw[positionals.pop(0).name] = word
+        elif arg.name in raw:
+            raise UsageError(f"`{flag}` given twice.", usage)
+        elif arg.kind == "switch":
+            if inline:
+                raise UsageError(f"`{flag}` takes no value.", usage)
+            raw[arg.name] = "yes"
+        elif inline:
+            raw[arg.name] = inline
+        elif i + 1 < len(words):
+            i += 1
+            raw[arg.name] = words[i]
+        else:
+            raise UsageError(f"`{flag}` needs a value.", usage)
         i += 1
+    if rest_arg is not None and rest_words:
+        raw[rest_arg.name] = " ".join(rest_words)
+
+    values: dict[str, object] = {}
     for arg in command.args:
         if arg.name in raw:
+            if arg.kind == "switch":
+                values[arg.name] = True
+                continue
             try:
                 values[arg.name] = arg.convert(raw[arg.name], arg.name)
             except UsageError as e:
@@ -186,26 +188,20 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> d
         elif arg.required:
             raise UsageError(f"`{command.name}` needs {arg.usage}.", usage)
         else:
-            values[arg.name] = None
+            values[arg.name] = False if arg.kind == "switch" else arg.default
     return values
 
 
-NAMESPACE = Arg("namespace", "Kubernetes namespace (default from config)", flags=("-n", "--namespace"),
-                required=False, convert=k8s_namespace)
-
-
 def build_table() -> CommandTable:
-    """Every /ops subcommand. Imported lazily so the table stays the single place."""
-    from bot import runners
+    """Every /ops subcommand, in the order `help` lists them.
+
+    Each backend's commands are declared in its own module of bot/checks, next to the
+    functions that run them; this is the one place they are put together.
+    """
+    from bot.checks import ALL_COMMANDS
 
     table = CommandTable()
     table.add(Command("help", "List the commands and what each needs", (), run=None))
-    table.add(Command(
-        "pods",
-        "Deployment replicas and each pod's phase, readiness, restarts and why it is unhealthy",
-        (Arg("deployment", "deployment name", convert=k8s_name), NAMESPACE),
-        run=runners.pods,
-        backend="kubernetes",
-        example="pods checkout -n prod",
-    ))
+    for command in ALL_COMMANDS:
+        table.add(command)
     return table

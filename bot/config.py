@@ -56,6 +56,7 @@ class Settings:
     # Structured settings from chatops.yaml
     default_namespace: str = "default"
     diagnostic_timeout: float = 8.0
+    cache_ttl: float = 5.0
     shutdown_grace_seconds: float = 20.0
     config_file: str = ""
 
@@ -91,6 +92,7 @@ class Settings:
 _YAML_KEYS = {
     "default_namespace": str,
     "diagnostic_timeout": (int, float),
+    "cache_ttl": (int, float),
     "shutdown_grace_seconds": (int, float),
     "command": str,
     "grafana_url": str,
@@ -195,7 +197,7 @@ def _read_yaml(path: str) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_YAML_KEYS))})")
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
-        out[key] = float(value) if key.endswith(("timeout", "seconds")) else value
+        out[key] = float(value) if key.endswith(("timeout", "seconds", "ttl")) else value
     if "diagnostic_timeout" in out and not 0 < out["diagnostic_timeout"] <= 120:
         raise ConfigError(f"{path}: diagnostic_timeout must be between 0 and 120 seconds")
     if "grafana_url" in out:

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
+from bot.mrkdwn import redact
 from bot.report import describe_exception
 
 CHECK_TIMEOUT = 3.0
@@ -33,12 +34,14 @@ async def readiness(clients: Clients, slack: AsyncWebClient | None) -> dict[str,
         checks["elasticsearch"] = lambda: _elasticsearch(clients)
     if s.aws_configured:
         checks["aws"] = lambda: _aws(clients)
+    if s.database_url:
+        checks["database"] = lambda: _database(s.database_url)
     names = list(checks)
-    outcomes = await asyncio.gather(*(_timed(checks[n]) for n in names))
+    outcomes = await asyncio.gather(*(_timed(checks[n], s.secrets()) for n in names))
     return dict(zip(names, outcomes))
 
 
-async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+async def _timed(check: Callable[[], Awaitable[None]], secrets: tuple[str, ...]) -> dict[str, Any]:
     start = time.monotonic()
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT)
@@ -46,7 +49,7 @@ async def _timed(check: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     except asyncio.TimeoutError:
         outcome = {"ok": False, "error": f"timed out after {CHECK_TIMEOUT:g} s"}
     except Exception as e:  # noqa: BLE001 - a failed check is a result, not a crash
-        outcome = {"ok": False, "error": describe_exception(e)}
+        outcome = {"ok": False, "error": redact(describe_exception(e), secrets)}
     outcome["ms"] = round((time.monotonic() - start) * 1000, 1)
     return outcome
 
@@ -85,3 +88,10 @@ async def _aws(clients: Clients) -> None:
         session.client("sts", config=config, endpoint_url=s.aws_endpoint_url or None).get_caller_identity()
 
     await asyncio.to_thread(call)
+
+
+async def _database(url: str) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=int(CHECK_TIMEOUT)) as conn:
+        await conn.execute("SELECT 1")

@@ -60,3 +60,8 @@ def redact(text: str, secrets: "list[str] | tuple[str, ...]" = ()) -> str:
         else:
             text = pattern.sub("[redacted]", text)
     return text
+
+
+def safe(text: object) -> str:
+    """Backend or user text on its way to Slack: credential-shaped strings hidden, then escaped."""
+    return escape(redact(str(text)))

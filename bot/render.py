@@ -20,12 +20,14 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.mrkdwn import escape, truncate
+from bot.mrkdwn import safe as escape
+from bot.mrkdwn import truncate
 from bot.report import Report
 from diagnostics.result import Result, Row, Status
 
 if TYPE_CHECKING:
     from bot.commands import Command, UsageError
+
 
 MAX_BLOCKS = 50
 SECTION_LIMIT = 3000

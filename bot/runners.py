@@ -1,8 +1,4 @@
-"""What each /ops subcommand does: call its diagnostics through the report runner.
-
-These functions are named in the command table (bot/commands.py); they know nothing of
-Slack or the terminal and return a Report for the renderer.
-"""
+"""Run one parsed /ops command: the entry point shared by Slack and the terminal."""
 
 from __future__ import annotations
 
@@ -10,7 +6,7 @@ import time
 
 from bot.clients import BACKEND_SETTINGS
 from bot.commands import Context, Invocation
-from bot.report import Report, run_diagnostic
+from bot.report import Report
 from diagnostics.result import Result
 
 
@@ -26,20 +22,3 @@ async def execute(invocation: Invocation, ctx: Context) -> Report:
         report = await command.run(ctx, invocation.args)
     report.elapsed = time.monotonic() - start
     return report
-
-
-async def pods(ctx: Context, args: dict[str, object]) -> Report:
-    from diagnostics.kubernetes import pod_status
-
-    deployment, namespace = str(args["deployment"]), str(args["namespace"])
-    timeout = ctx.settings.diagnostic_timeout
-    title = f"Pods · {deployment} ({namespace})"
-    result = await run_diagnostic(
-        title,
-        lambda: pod_status(ctx.clients.kubernetes, deployment, namespace, timeout=timeout),
-        ctx.clients.backend("kubernetes"),
-        # The diagnostic times out its own API calls; this outer bound catches anything else.
-        timeout=timeout + 1,
-        on_error=ctx.on_backend_error,
-    )
-    return Report(title=title, results=[result])

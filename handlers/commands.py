@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import UsageError
-from bot.mrkdwn import code, escape
+from bot.mrkdwn import code, escape, safe
 from bot.render import Message, help_message, report_message, usage_message
 from bot.report import describe_exception
 from bot.runners import execute
@@ -76,7 +76,7 @@ async def _handle(
             log.exception("/ops %s failed", invocation.command.name)
             await respond(
                 response_type="ephemeral",
-                text=f":x: {code(prefix + ' ' + invocation.text)} failed: {escape(describe_exception(e))}",
+                text=f":x: {code(prefix + ' ' + invocation.text)} failed: {safe(describe_exception(e))}",
             )
             return "error"
 

@@ -17,7 +17,7 @@ async def test_healthz_answers_while_the_process_is_alive(start_bot, bot_env, ht
 
 
 async def test_readyz_is_ready_when_slack_and_every_configured_backend_answer(
-    start_bot, bot_env, http, kube, prometheus, alertmanager, fake_elasticsearch, aws_env
+    start_bot, bot_env, http, kube, prometheus, alertmanager, fake_elasticsearch, aws_env, postgres_server
 ):
     bot = await start_bot({
         **bot_env,
@@ -25,13 +25,16 @@ async def test_readyz_is_ready_when_slack_and_every_configured_backend_answer(
         "PROMETHEUS_URL": prometheus.url,
         "ALERTMANAGER_URL": alertmanager.url,
         "ELASTICSEARCH_URL": fake_elasticsearch.url,
+        "DATABASE_URL": postgres_server.dsn,
         **aws_env.env,
     })
     response = await http.get(f"http://127.0.0.1:{bot.port}/readyz")
     body = await response.json()
     assert response.status == 200, body
     assert body["ready"] is True
-    assert set(body["checks"]) == {"slack", "kubernetes", "prometheus", "alertmanager", "elasticsearch", "aws"}
+    assert set(body["checks"]) == {
+        "slack", "kubernetes", "prometheus", "alertmanager", "elasticsearch", "aws", "database"
+    }
     assert all(check["ok"] for check in body["checks"].values())
 
 
@@ -40,6 +43,7 @@ async def test_readyz_names_the_backend_that_is_down(start_bot, bot_env, http, p
         **bot_env,
         "PROMETHEUS_URL": prometheus.url,
         "ALERTMANAGER_URL": f"http://127.0.0.1:{unused_tcp_port}",
+        "DATABASE_URL": f"postgresql://app:pw-not-shown@127.0.0.1:{unused_tcp_port}/app",
     })
     response = await http.get(f"http://127.0.0.1:{bot.port}/readyz")
     body = await response.json()
@@ -47,6 +51,8 @@ async def test_readyz_names_the_backend_that_is_down(start_bot, bot_env, http, p
     assert body["checks"]["prometheus"]["ok"] is True
     assert body["checks"]["alertmanager"]["ok"] is False
     assert body["checks"]["alertmanager"]["error"]
+    assert body["checks"]["database"]["ok"] is False
+    assert "pw-not-shown" not in await response.text()
 
 
 async def test_readyz_fails_when_slack_rejects_the_token(start_bot, bot_env, http):

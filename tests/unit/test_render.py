@@ -64,3 +64,9 @@ def test_terminal_text_has_the_same_facts_as_a_table():
     assert "Desired: 3" in text
     assert "POD" in text and "RESTARTS" in text
     assert "✗ checkout-1" in text and "OOMKilled — exit 137" in text
+
+
+def test_credentials_in_backend_errors_never_reach_slack():
+    result = Result.error("db", "PostgreSQL: cannot connect to postgresql://app:hunter2@db:5432/app with xoxb-1-2-3")
+    dumped = json.dumps(report_message(Report("t", [result])).blocks)
+    assert "hunter2" not in dumped and "xoxb-1-2-3" not in dumped

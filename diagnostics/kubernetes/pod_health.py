@@ -1,41 +1,24 @@
-"""Kubernetes: the API client factory and the `pods` diagnostic.
+"""Kubernetes pod and deployment analysis: pure functions, testable without a server.
 
-The diagnostic is the runbook's `kubectl get deploy,pods -l app=…` for one deployment,
-plus the reason a person would dig out with `kubectl describe pod` for every pod that
-is not healthy. It is split in two halves:
-
-* API calls (`pod_status`): read the deployment, list its pods, map failures to a
-  readable Result;
-* pure analysis (`analyse_pod`, `summarise_deployment`): V1Pod/V1Deployment models (or
-  the plain dicts the API returns) in, Result out — testable without a server.
-
-Nothing here runs at import: no client is built and no environment is read until
-`make_api_client` is called.
+V1Pod/V1Deployment models (or the plain dicts the API returns) in, PodHealth and Result
+out: `analyse_pod` says what is wrong with one pod, `summarise_deployment` builds the
+`pods` diagnostic's Result for a deployment and its pods.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-import pydantic
-import yaml
-from kubernetes.aio import client, config
-from kubernetes.aio.client import ApiClient, ApiException, Configuration, V1Deployment, V1Pod
-from kubernetes.aio.config import ConfigException
+from kubernetes.aio import client
+from kubernetes.aio.client import V1Deployment, V1Pod
 
+from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.result import Result, Row, Status
 
-# Where a pod finds its service-account token; its presence (with the env var) means in-cluster.
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 POD_COLUMNS = ("Pod", "Phase", "Ready", "Restarts", "Age", "Node")
 
@@ -45,280 +28,6 @@ HEALTHY_ROWS_KEPT_WHEN_FOLDED = 3
 # A container that restarted this recently is still worth a look even if it is ready now:
 # a pod flapping between Running and CrashLoopBackOff would otherwise look healthy half the time.
 RECENT_RESTART_SECONDS = 15 * 60
-
-# Long API messages (image pull errors quote whole registry responses) are cut to stay one line.
-MAX_MESSAGE_CHARS = 240
-
-
-class KubernetesConfigError(Exception):
-    """The kubeconfig or in-cluster configuration cannot be used. One readable line."""
-
-
-# ---------------------------------------------------------------------------------------
-# Client factory
-# ---------------------------------------------------------------------------------------
-
-
-async def make_api_client(kubeconfig_path: str | None, *, in_cluster: bool | None = None) -> ApiClient | None:
-    """An ApiClient for the kubeconfig, else the in-cluster service account, else None.
-
-    `in_cluster=None` detects it (KUBERNETES_SERVICE_HOST and the token file). The global
-    default Configuration of the kubernetes package is never touched, so several clients
-    (and tests) can coexist in one process.
-    """
-    if kubeconfig_path:
-        configuration = await _load_kubeconfig(kubeconfig_path)
-        where = f"kubeconfig {kubeconfig_path}"
-    else:
-        if in_cluster is None:
-            in_cluster = _running_in_cluster()
-        if not in_cluster:
-            return None
-        configuration = _load_incluster()
-        where = "in-cluster config"
-    try:
-        # The client builds its TLS context right away: a missing or bad CA/client cert fails here.
-        return ApiClient(configuration)
-    except (OSError, ValueError) as e:
-        raise KubernetesConfigError(f"{where}: cannot load TLS certificates: {_one_line(str(e))}") from None
-
-
-def _running_in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.is_file()
-
-
-async def _load_kubeconfig(path: str) -> Configuration:
-    # Read and parse it ourselves first: the library only logs a warning for a missing file
-    # and then fails with "Expected key current-context in kube-config", which hides the cause.
-    prefix = f"kubeconfig {path}"
-    try:
-        text = Path(path).expanduser().read_text()
-    except FileNotFoundError:
-        raise KubernetesConfigError(f"{prefix}: no such file") from None
-    except IsADirectoryError:
-        raise KubernetesConfigError(f"{prefix}: is a directory, not a file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise KubernetesConfigError(f"{prefix}: cannot read it ({_os_reason(e)})") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise KubernetesConfigError(f"{prefix}: not valid YAML ({_yaml_reason(e)})") from None
-    if not isinstance(document, dict):
-        kind = "empty" if document is None else f"a {type(document).__name__}"
-        raise KubernetesConfigError(
-            f"{prefix}: expected a mapping with clusters, contexts and users, but it is {kind}"
-        )
-
-    configuration = Configuration()
-    try:
-        # persist_config=False: never write back to the operator's kubeconfig.
-        loader = await config.load_kube_config(
-            config_file=str(Path(path).expanduser()),
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except ConfigException as e:
-        raise KubernetesConfigError(f"{prefix}: {_config_reason(e, path)}") from None
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        # The loader indexes into the document without checking types: a list where a
-        # mapping belongs surfaces as one of these.
-        reason = f"{type(e).__name__}: {_one_line(str(e))}"
-        raise KubernetesConfigError(f"{prefix}: malformed ({reason})") from None
-    if not getattr(loader, "host", None):
-        # Without `server`, the client would silently talk to its default http://localhost.
-        raise KubernetesConfigError(f"{prefix}: the current context's cluster has no `server` URL")
-    return configuration
-
-
-def _load_incluster() -> Configuration:
-    configuration = Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except ConfigException as e:
-        raise KubernetesConfigError(f"in-cluster config: {_config_reason(e)}") from None
-    except OSError as e:
-        message = f"in-cluster config: cannot read the service account ({_os_reason(e)})"
-        raise KubernetesConfigError(message) from None
-    return configuration
-
-
-def _config_reason(e: ConfigException, path: str | None = None) -> str:
-    text = _one_line(str(e))
-    # The library prefixes most messages with this and names sections by the file's path
-    # ("in /home/x/.kube/config/clusters list"); our prefix already says which file.
-    text = text.removeprefix("Invalid kube-config file. ").strip()
-    for name in filter(None, [path and str(Path(path).expanduser()), "kube-config"]):
-        text = text.replace(f" in {name}/", " in ").replace(f" in {name}", " at the top level")
-    return text or type(e).__name__
-
-
-def _yaml_reason(e: yaml.YAMLError) -> str:
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or _one_line(str(e))
-    if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    return problem
-
-
-def _os_reason(e: Exception) -> str:
-    return getattr(e, "strerror", None) or _one_line(str(e)) or type(e).__name__
-
-
-# ---------------------------------------------------------------------------------------
-# The `pods` diagnostic: API calls
-# ---------------------------------------------------------------------------------------
-
-
-async def pod_status(
-    api: ApiClient,
-    deployment: str,
-    namespace: str,
-    *,
-    timeout: float = 8.0,
-    now: datetime | None = None,
-    fold_healthy_over: int = 8,
-) -> Result:
-    """One deployment's replicas and each of its pods, unhealthy ones first with their reason."""
-    title = f"Pods · {deployment} ({namespace})"
-    server = api.configuration.host
-    apps = client.AppsV1Api(api)
-    core = client.CoreV1Api(api)
-    try:
-        # `_request_timeout` bounds each call; the outer timeout bounds them together.
-        async with asyncio.timeout(timeout):
-            try:
-                dep = await apps.read_namespaced_deployment(deployment, namespace, _request_timeout=timeout)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                return await _not_found(core, title, deployment, namespace, timeout)
-            selector = dep.spec.selector if dep.spec is not None else None
-            pod_list = await core.list_namespaced_pod(
-                namespace, label_selector=label_selector_string(selector), _request_timeout=timeout
-            )
-    except ApiException as e:
-        return Result.error(title, _api_error_message(e, server))
-    except TimeoutError:
-        return Result.error(title, f"Kubernetes: timed out after {timeout:g} s at {server}")
-    except aiohttp.ClientConnectionError as e:
-        return Result.error(title, f"Kubernetes: cannot connect to {server}: {_connection_reason(e)}")
-    except aiohttp.ClientError as e:
-        return Result.error(title, f"Kubernetes: request to {server} failed: {_connection_reason(e)}")
-    except pydantic.ValidationError as e:
-        # The typed client rejects a response it cannot model; say so rather than crash.
-        return Result.error(title, f"Kubernetes: unexpected response from {server}: {_one_line(str(e))}")
-
-    # The server filters by the selector; filtering again guards against servers (and
-    # emulators) that ignore it and against a selector we failed to express as a string.
-    pods = [p for p in pod_list.items if selector_matches(selector, _labels(p))]
-    return summarise_deployment(
-        dep, pods, title=title, now=now or datetime.now(timezone.utc), fold_healthy_over=fold_healthy_over
-    )
-
-
-async def _not_found(
-    core: client.CoreV1Api, title: str, deployment: str, namespace: str, timeout: float
-) -> Result:
-    """A missing deployment, or its whole namespace missing (the likelier typo)."""
-    missing_deployment = Result(
-        status=Status.UNKNOWN,
-        title=title,
-        summary=f"Deployment `{deployment}` not found in namespace `{namespace}`",
-    )
-    try:
-        await core.read_namespace(namespace, _request_timeout=timeout)
-    except ApiException as e:
-        if e.status == 404:
-            return Result(status=Status.UNKNOWN, title=title, summary=f"Namespace `{namespace}` not found")
-        if e.status in (401, 403):
-            # Many bots may read deployments but not namespaces: that's no error of the check.
-            return missing_deployment
-        raise
-    return missing_deployment
-
-
-def _api_error_message(e: ApiException, server: str) -> str:
-    http_status = f"{e.status or 0} {e.reason or ''}".strip()  # "403 Forbidden"
-    message = _status_message(e) or e.reason or "no details"
-    if e.status in (401, 403):
-        return f"Kubernetes refused the request ({http_status}): {message}"
-    return f"Kubernetes: API error {http_status} at {server}: {message}"
-
-
-def _status_message(e: ApiException) -> str:
-    """The `message` of the Kubernetes Status object in the error body, if there is one."""
-    body = e.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if not body:
-        return ""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return _truncate(_one_line(body))
-    if isinstance(document, dict) and isinstance(document.get("message"), str):
-        return _truncate(_one_line(document["message"]))
-    return ""
-
-
-def _connection_reason(e: aiohttp.ClientError) -> str:
-    # ClientConnectorError's str() repeats host and port; the OS error says what happened.
-    os_error = getattr(e, "os_error", None)
-    if isinstance(os_error, ConnectionRefusedError):
-        # asyncio words it "Connect call failed ('10.0.0.1', 6443)", which hides the cause.
-        return "connection refused"
-    if os_error is not None:
-        return _os_reason(os_error)
-    return _one_line(str(e)) or type(e).__name__
-
-
-# ---------------------------------------------------------------------------------------
-# Label selectors (client-side, mirroring the API server's semantics)
-# ---------------------------------------------------------------------------------------
-
-
-def label_selector_string(selector: client.V1LabelSelector | None) -> str | None:
-    """The selector in the `-l` syntax the API accepts, or None for "everything"."""
-    if selector is None:
-        return None
-    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
-    for req in selector.match_expressions or []:
-        values = ",".join(req.values or [])
-        match req.operator:
-            case "In":
-                parts.append(f"{req.key} in ({values})")
-            case "NotIn":
-                parts.append(f"{req.key} notin ({values})")
-            case "Exists":
-                parts.append(req.key)
-            case "DoesNotExist":
-                parts.append(f"!{req.key}")
-    return ",".join(parts) or None
-
-
-def selector_matches(selector: client.V1LabelSelector | None, labels: Mapping[str, str]) -> bool:
-    if selector is None:
-        # A deployment always has a selector; without one, select nothing rather than the namespace.
-        return False
-    for key, value in (selector.match_labels or {}).items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.match_expressions or []:
-        values = set(req.values or [])
-        match req.operator:
-            case "In" if labels.get(req.key) not in values:
-                return False
-            case "NotIn" if req.key in labels and labels[req.key] in values:
-                return False
-            case "Exists" if req.key not in labels:
-                return False
-            case "DoesNotExist" if req.key in labels:
-                return False
-    return True
-
-
-def _labels(pod: V1Pod) -> Mapping[str, str]:
-    return (pod.metadata.labels if pod.metadata is not None else None) or {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -459,7 +168,7 @@ def _terminating(meta: client.V1ObjectMeta, now: datetime) -> _Problem:
 
 def _failed(status: client.V1PodStatus) -> _Problem:
     reason = status.reason or "Failed"
-    message = _truncate(_one_line(status.message or ""))
+    message = truncate(one_line(status.message or ""))
     kind = "Evicted" if reason == "Evicted" else "Failed"
     detail = f"{reason} — {message}" if message else reason
     return _Problem(kind, detail, _SEVERITY[kind])
@@ -475,7 +184,7 @@ def _init_problem(pod: V1Pod, now: datetime) -> _Problem | None:
             if last is not None:
                 detail += f" last exit {_exit(last)} {_ago(last.finished_at, now)}"
             elif waiting.message:
-                detail += f": {_truncate(_one_line(waiting.message))}"
+                detail += f": {truncate(one_line(waiting.message))}"
             return _Problem(f"Init:{waiting.reason}", detail, _SEVERITY["Init"])
         if terminated is not None and terminated.exit_code != 0:
             detail = f"Init:Error — init container `{s.name}` exit {_exit(terminated)}"
@@ -506,12 +215,12 @@ def _container_problem(pod: V1Pod, s: client.V1ContainerStatus, now: datetime) -
         if last is not None:
             detail += f" — last exit {_exit(last)} {_ago(last.finished_at, now)}"
             if last.message:
-                detail += f": {_truncate(_one_line(last.message))}"
+                detail += f": {truncate(one_line(last.message))}"
         return _Problem("CrashLoopBackOff", detail, _SEVERITY["CrashLoopBackOff"])
 
     if waiting_reason in _IMAGE_PULL:
         image = _spec_image(pod, s.name) or s.image
-        message = _truncate(_one_line(state.waiting.message or "")) if state.waiting else ""
+        message = truncate(one_line(state.waiting.message or "")) if state.waiting else ""
         detail = f"{who}{waiting_reason} — {image}" + (f": {message}" if message else "")
         return _Problem(waiting_reason, detail, _SEVERITY.get(waiting_reason, _SEVERITY["ImagePullBackOff"]))
 
@@ -520,7 +229,7 @@ def _container_problem(pod: V1Pod, s: client.V1ContainerStatus, now: datetime) -
 
     if waiting_reason is not None:
         # CreateContainerConfigError (missing secret/configmap key), RunContainerError, …
-        message = _truncate(_one_line(state.waiting.message or "")) if state.waiting else ""
+        message = truncate(one_line(state.waiting.message or "")) if state.waiting else ""
         detail = f"{who}{waiting_reason}" + (f" — {message}" if message else "")
         return _Problem(waiting_reason, detail, _SEVERITY["ContainerConfig"])
 
@@ -556,7 +265,7 @@ def _not_ready(
     if ready is not None and ready.last_transition_time is not None:
         detail += f" for {humanise_age(ready.last_transition_time, now)}"
     if ready is not None and ready.message:
-        detail += f" ({_truncate(_one_line(ready.message))})"
+        detail += f" ({truncate(one_line(ready.message))})"
     return _Problem("NotReady", detail, _SEVERITY["NotReady"])
 
 
@@ -564,7 +273,7 @@ def _pending(status: client.V1PodStatus, now: datetime) -> _Problem:
     scheduled = _condition(status, "PodScheduled")
     if scheduled is not None and scheduled.status == "False":
         reason = scheduled.reason or "Unschedulable"
-        message = _truncate(_one_line(scheduled.message or "")) or "the scheduler gave no message"
+        message = truncate(one_line(scheduled.message or "")) or "the scheduler gave no message"
         return _Problem("Unschedulable", f"{reason}: {message}", _SEVERITY["Unschedulable"])
     since = humanise_age(status.start_time, now) if status.start_time else ""
     detail = "Pending — scheduled, containers not started yet" + (f" ({since})" if since else "")
@@ -738,19 +447,6 @@ def _condition_lines(dep: V1Deployment) -> list[str]:
         failed = c.type == "ReplicaFailure" and c.status == "True"
         stalled = c.type == "Progressing" and c.status == "False"
         if failed or stalled:
-            message = _truncate(_one_line(c.message or ""))
+            message = truncate(one_line(c.message or ""))
             lines.append(f"{c.type}: {c.reason or c.status}" + (f" — {message}" if message else ""))
     return lines
-
-
-# ---------------------------------------------------------------------------------------
-# Text helpers
-# ---------------------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

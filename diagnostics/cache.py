@@ -1,0 +1,82 @@
+"""Coalesce identical backend queries and keep their answers for a few seconds.
+
+When fifty alerts about one namespace arrive together, their playbooks ask the same
+questions (list the pods of `prod`, query the error rate) at the same moment. The first
+caller of a key makes the backend call; everyone who asks for that key while it is in
+flight awaits the same answer, and for `ttl` seconds afterwards it is served from memory.
+Errors are shared with the callers already waiting but never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class CacheStats:
+    backend_calls: int = 0  # factories actually run
+    coalesced: int = 0  # callers who joined a call already in flight
+    hits: int = 0  # callers served a fresh cached answer
+
+
+class QueryCache:
+    def __init__(self, ttl: float = 5.0, max_entries: int = 2048, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self.stats = CacheStats()
+
+    async def get(self, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+        now = self._clock()
+        cached = self._answers.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            self.stats.hits += 1
+            return cached[1]  # type: ignore[no-any-return]
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            self.stats.coalesced += 1
+            # shield: one waiter timing out must not cancel the call the others wait for.
+            return await asyncio.shield(inflight)  # type: ignore[no-any-return]
+
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self.stats.backend_calls += 1
+        try:
+            value = await factory()
+        except BaseException as e:
+            if not future.done():
+                if isinstance(e, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(e)
+                    future.exception()  # mark retrieved: no "never retrieved" warning if nobody waited
+            raise
+        else:
+            future.set_result(value)
+            self._store(key, value)
+            return value
+        finally:
+            self._inflight.pop(key, None)
+
+    def _store(self, key: Hashable, value: Any) -> None:
+        if self.ttl <= 0:
+            return
+        self._answers[key] = (self._clock(), value)
+        self._answers.move_to_end(key)
+        while len(self._answers) > self.max_entries:
+            self._answers.popitem(last=False)
+
+
+async def cached(cache: QueryCache | None, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+    """`cache.get(key, factory)`, or just `factory()` when there is no cache."""
+    if cache is None:
+        return await factory()
+    return await cache.get(key, factory)
