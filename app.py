@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.report import Report
     from bot.slack_app import Runtime
 
 log = logging.getLogger("app")
@@ -56,6 +57,21 @@ def main(argv: list[str]) -> int:
         return 130
 
 
+def save_files(report: "Report") -> None:
+    """Charts and long logs, which Slack gets as uploads, are written to a fresh directory."""
+    files = [f for result in report.results for f in result.files]
+    if not files:
+        return
+    import tempfile
+    from pathlib import Path
+
+    directory = Path(tempfile.mkdtemp(prefix="ops-"))
+    for file in files:
+        path = directory / Path(file.filename).name
+        path.write_bytes(file.content)
+        print(f"{file.title or 'file'}: {path}")
+
+
 async def run_cli(settings: Settings, words: list[str]) -> int:
     from bot.commands import Context
     from bot.runners import execute
@@ -75,6 +91,7 @@ async def run_cli(settings: Settings, words: list[str]) -> int:
             return 0
         report = await execute(invocation, Context(settings, clients))
         print(report_text(report), end="")
+        save_files(report)
         return STATUS_EXIT[report.status]
     finally:
         await clients.close()

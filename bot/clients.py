@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,8 @@ BACKEND_SETTINGS: dict[str, tuple[str, str]] = {
     "elasticsearch": ("Elasticsearch", "ELASTICSEARCH_URL"),
     "aws": ("AWS", "AWS_REGION"),
     "database": ("PostgreSQL", "DATABASE_URL"),
+    "grafana": ("Grafana", "GRAFANA_URL"),
+    "http": ("HTTP", "dependencies in chatops.yaml"),
 }
 
 
@@ -41,6 +44,10 @@ class Clients:
     blocking: BlockingPool
     kubernetes: Any = None  # kubernetes.aio.client.ApiClient
     elasticsearch: Any = None  # elasticsearch.AsyncElasticsearch
+    # prometheus_api_client.PrometheusConnect; it blocks, so call it through self.blocking.run.
+    prometheus: Any = None
+    _aws_clients: dict[str, Any] = field(default_factory=dict)
+    _aws_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     async def build(cls, settings: Settings) -> "Clients":
@@ -60,6 +67,12 @@ class Clients:
                     raise ClientSetupError(str(e)) from None
             if settings.elasticsearch_url:
                 clients.elasticsearch = _elasticsearch(settings)
+            if settings.prometheus_url:
+                from prometheus_api_client import PrometheusConnect
+
+                clients.prometheus = PrometheusConnect(
+                    settings.prometheus_url, disable_ssl=False, timeout=settings.diagnostic_timeout
+                )
         except BaseException:
             await clients.close()
             raise
@@ -75,7 +88,18 @@ class Clients:
             "aws": s.aws_configured,
             "database": bool(s.database_url),
             "grafana": bool(s.grafana_url),
+            "http": True,  # the runbook's default dependency list needs no configuration
         }[backend]
+
+    async def aws(self, service: str) -> Any:
+        """A boto3 client for `service`, built once (off the loop: building one reads files).
+
+        boto3 clients are thread-safe once built; call them through self.blocking.run.
+        """
+        async with self._aws_lock:
+            if service not in self._aws_clients:
+                self._aws_clients[service] = await self.blocking.run(_aws_client, self.settings, service)
+            return self._aws_clients[service]
 
     def unconfigured(self) -> dict[str, str]:
         """backend -> what to set, for each backend the bot has no client for."""
@@ -94,6 +118,7 @@ class Clients:
             "aws": ("AWS", s.aws_endpoint_url or f"region {s.aws_region}"),
             "database": ("PostgreSQL", s.database_url),
             "grafana": ("Grafana", s.grafana_url),
+            "http": ("HTTP", "the configured dependencies"),
         }
         name, location = locations[backend]
         return Backend(name, safe_url(location))
@@ -105,6 +130,16 @@ class Clients:
             await self.elasticsearch.close()
         await self.http.close()
         self.blocking.close()
+
+
+def _aws_client(settings: Settings, service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    timeout = settings.diagnostic_timeout
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"})
+    session = boto3.session.Session(region_name=settings.aws_region)
+    return session.client(service, config=config, endpoint_url=settings.aws_endpoint_url or None)
 
 
 def _elasticsearch(settings: Settings) -> Any:

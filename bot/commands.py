@@ -198,10 +198,10 @@ def build_table() -> CommandTable:
     Each backend's commands are declared in its own module of bot/checks, next to the
     functions that run them; this is the one place they are put together.
     """
-    from bot.checks import ALL_COMMANDS
+    from bot.checks import all_commands
 
     table = CommandTable()
     table.add(Command("help", "List the commands and what each needs", (), run=None))
-    for command in ALL_COMMANDS:
+    for command in all_commands():
         table.add(command)
     return table

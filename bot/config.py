@@ -8,8 +8,9 @@ environment except through `load_settings`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
@@ -45,6 +46,7 @@ class Settings:
     elasticsearch_password: str = ""
     elasticsearch_api_key: str = ""
     grafana_url: str = ""
+    kibana_url: str = ""
     aws_region: str = ""
     aws_endpoint_url: str = ""
     database_url: str = ""
@@ -59,6 +61,9 @@ class Settings:
     cache_ttl: float = 5.0
     shutdown_grace_seconds: float = 20.0
     config_file: str = ""
+    # Structured sections of chatops.yaml (presets, slo, elasticsearch, dependencies, aws),
+    # each read and validated by the bot/checks module that uses it (see bot.checks.validate).
+    sections: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def socket_mode(self) -> bool:
@@ -96,7 +101,10 @@ _YAML_KEYS = {
     "shutdown_grace_seconds": (int, float),
     "command": str,
     "grafana_url": str,
+    "kibana_url": str,
 }
+# Sections whose contents the bot/checks modules validate.
+SECTIONS = {"presets": dict, "slo": dict, "elasticsearch": dict, "dependencies": list, "aws": dict}
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:
@@ -130,7 +138,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
 
     values["kubeconfig"] = _kubeconfig(get("KUBECONFIG"))
     values["kubernetes_in_cluster"] = not values["kubeconfig"] and _in_cluster(env)
-    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "ELASTICSEARCH_URL", "GRAFANA_URL", "AWS_ENDPOINT_URL"):
+    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "ELASTICSEARCH_URL", "GRAFANA_URL", "KIBANA_URL",
+                 "AWS_ENDPOINT_URL"):
         if get(name):
             values[name.lower()] = _http_url(name, get(name))
     values["alertmanager_webhook_token"] = get("ALERTMANAGER_WEBHOOK_TOKEN")
@@ -154,7 +163,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
         if fmt not in ("text", "json"):
             raise ConfigError(f"LOG_FORMAT={get('LOG_FORMAT')!r} must be text or json")
         values["log_format"] = fmt
-    return Settings(**values)
+    settings = Settings(**values)
+    from bot.checks import validate  # each check module validates its own section
+
+    validate(settings)
+    return settings
 
 
 def _check_slack(values: dict[str, Any]) -> None:
@@ -191,17 +204,26 @@ def _read_yaml(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     out: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
     for key, value in data.items():
+        if key in SECTIONS:
+            if not isinstance(value, SECTIONS[key]):
+                raise ConfigError(f"{path}: {key} must be a {'mapping' if SECTIONS[key] is dict else 'list'}")
+            sections[key] = value
+            continue
         expected = _YAML_KEYS.get(key)
         if expected is None:
-            raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_YAML_KEYS))})")
+            known = ", ".join(sorted([*_YAML_KEYS, *SECTIONS]))
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
         out[key] = float(value) if key.endswith(("timeout", "seconds", "ttl")) else value
     if "diagnostic_timeout" in out and not 0 < out["diagnostic_timeout"] <= 120:
         raise ConfigError(f"{path}: diagnostic_timeout must be between 0 and 120 seconds")
-    if "grafana_url" in out:
-        out["grafana_url"] = _http_url(f"{path}: grafana_url", out["grafana_url"])
+    for key in ("grafana_url", "kibana_url"):
+        if key in out:
+            out[key] = _http_url(f"{path}: {key}", out[key])
+    out["sections"] = MappingProxyType(sections)
     return out
 
 

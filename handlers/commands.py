@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import UsageError
 from bot.mrkdwn import code, escape, safe
 from bot.render import Message, help_message, report_message, usage_message
-from bot.report import describe_exception
+from bot.report import Report, describe_exception
 from bot.runners import execute
 from bot.slack_app import Runtime
 
@@ -70,7 +70,9 @@ async def _handle(
         try:
             report = await execute(invocation, runtime.context)
             footer = f"{code(prefix + ' ' + invocation.text)} · requested by {_mention(body)} · {report.elapsed:.1f} s"
-            await _post(client, respond, str(body.get("channel_id", "")), report_message(report, footer))
+            channel = str(body.get("channel_id", ""))
+            posted = await _post(client, respond, channel, report_message(report, footer))
+            await _upload_files(client, respond, channel if posted else "", report)
             return "ok"
         except Exception as e:  # noqa: BLE001 - a person gets one clear line, the log gets the rest
             log.exception("/ops %s failed", invocation.command.name)
@@ -81,15 +83,35 @@ async def _handle(
             return "error"
 
 
-async def _post(client: AsyncWebClient, respond: AsyncRespond, channel: str, message: Message) -> None:
+async def _post(client: AsyncWebClient, respond: AsyncRespond, channel: str, message: Message) -> bool:
+    """Post in the channel; True if the bot could, False if it answered through response_url."""
     try:
         await client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        return True
     except SlackApiError as e:
         error = e.response.get("error", "")
         if error not in _POST_VIA_RESPONSE_URL:
             raise
         log.info("chat.postMessage to %s failed with %s; answering through response_url", channel, error)
         await respond(response_type="in_channel", text=message.text, blocks=message.blocks)
+        return False
+
+
+async def _upload_files(client: AsyncWebClient, respond: AsyncRespond, channel: str, report: Report) -> None:
+    """Charts and long logs go up as files beside the message (files upload v2)."""
+    files = [f for result in report.results for f in result.files]
+    if files and not channel:
+        await respond(response_type="ephemeral",
+                      text=f":paperclip: {len(files)} file(s) not shared: invite the bot to this channel to get them.")
+        return
+    for file in files:
+        try:
+            await client.files_upload_v2(channel=channel, file=file.content,
+                                         filename=file.filename, title=file.title or file.filename)
+        except SlackApiError as e:
+            log.warning("uploading %s failed: %s", file.filename, e.response.get("error"))
+            await respond(response_type="ephemeral",
+                          text=f":paperclip: could not upload {safe(file.filename)}: {safe(e.response.get('error'))}")
 
 
 def _mention(body: dict[str, Any]) -> str:

@@ -1,0 +1,7 @@
+"""aws checks. (Being written.)"""
+
+from __future__ import annotations
+
+from bot.commands import Command
+
+COMMANDS: list[Command] = []

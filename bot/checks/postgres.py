@@ -1,0 +1,7 @@
+"""postgres checks. (Being written.)"""
+
+from __future__ import annotations
+
+from bot.commands import Command
+
+COMMANDS: list[Command] = []
