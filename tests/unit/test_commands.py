@@ -1,4 +1,3 @@
-import re
 from pathlib import Path
 
 import pytest
@@ -68,16 +67,16 @@ def test_curly_quotes_from_slack_clients_are_read_as_quotes(table):
     assert invocation.args["deployment"] == "checkout"
 
 
-def test_slack_manifests_usage_hint_names_every_command(table):
-    for name in ("slack-app.yaml", "slack-app-socket-mode.yaml"):
-        manifest = yaml.safe_load((ROOT / "manifests" / name).read_text())
-        (slash,) = manifest["features"]["slash_commands"]
-        hint = slash["usage_hint"]
-        for command in table:
-            assert re.search(rf"\b{command.name}\b", hint), f"{name}: usage_hint lacks {command.name}"
+def test_readme_and_manifests_list_exactly_the_commands_of_the_table():
+    from bot.docs import main
+
+    assert main(["--check"]) == 0, "README or a manifest is out of date: run python -m bot.docs"
 
 
-def test_readme_documents_every_command_usage(table):
-    readme = (ROOT / "README.md").read_text()
+def test_docs_generator_writes_every_usage_into_the_readme_table(table):
+    from bot.docs import readme_table, usage_hint
+
+    text = readme_table(table)
     for command in table:
-        assert f"/ops {command.usage}" in readme, f"README lacks `/ops {command.usage}`"
+        assert f"`/ops {command.usage}`" in text
+        assert command.name in usage_hint(table)
