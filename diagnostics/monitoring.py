@@ -1,0 +1,149 @@
+"""The monitoring stack itself: the runbook's "Troubleshooting Monitoring Issues".
+
+Each component is its own diagnostic, so one that is down or slow costs only its own row;
+for whatever is broken, the Result says the runbook's next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from diagnostics.result import Result, Status
+
+# The runbook's next steps, per component.
+NEXT_STEPS = {
+    "prometheus_down": [
+        "kubectl logs deployment/prometheus -n monitoring --tail=50",
+        "kubectl rollout restart deployment/prometheus -n monitoring",
+    ],
+    "targets_down": [
+        "kubectl get servicemonitor -n <namespace>  (service discovery)",
+        "kubectl exec -it deployment/<app> -n <namespace> -- curl localhost:8080/metrics",
+        "kubectl patch svc <app> -n <namespace> -p '{\"metadata\":{\"labels\":{\"monitoring\":\"enabled\"}}}'",
+    ],
+    "alertmanager": [
+        "kubectl logs deployment/alertmanager -n monitoring --tail=50",
+        "kubectl get prometheusrule -n monitoring",
+        "kubectl rollout restart deployment/alertmanager -n monitoring  (reloads the config)",
+    ],
+    "elasticsearch": [
+        "curl -s elasticsearch.logging.svc.cluster.local:9200/_cluster/allocation/explain",
+        "kubectl get pods -n logging",
+    ],
+    "grafana": [
+        "kubectl logs deployment/grafana -n monitoring --tail=50",
+        "kubectl exec -it deployment/grafana -n monitoring -- curl -s http://prometheus:9090/api/v1/label/__name__/values",
+        "kubectl rollout restart deployment/grafana -n monitoring",
+    ],
+}
+
+
+class Unreachable(Exception):
+    """The component did not answer as a healthy one does; the message says how."""
+
+
+async def _get(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[int, Any]:
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            body: Any = await response.json(content_type=None) if "json" in response.content_type else \
+                await response.text()
+            return response.status, body
+    except asyncio.TimeoutError:
+        raise Unreachable(f"timed out after {timeout:g} s") from None
+    except aiohttp.ClientConnectionError as e:
+        raise Unreachable(f"cannot connect ({type(e).__name__}: {e})") from None
+    except (aiohttp.ClientError, ValueError) as e:
+        raise Unreachable(f"bad answer ({type(e).__name__}: {e})") from None
+
+
+def _broken(title: str, where: str, problem: str, steps: str, status: Status = Status.ERROR) -> Result:
+    return Result(status=status, title=title, summary=f"{problem} at {where}", lines=["Next steps:", *NEXT_STEPS[steps]])
+
+
+async def prometheus_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
+    title = "Prometheus"
+    try:
+        ready, _ = await _get(session, f"{url}/-/ready", timeout)
+        if ready != 200:
+            return _broken(title, url, f"not ready (HTTP {ready})", "prometheus_down")
+        (_, targets), (_, tsdb) = await asyncio.gather(
+            _get(session, f"{url}/api/v1/targets?state=active", timeout),
+            _get(session, f"{url}/api/v1/status/tsdb", timeout),
+        )
+    except Unreachable as e:
+        return _broken(title, url, str(e), "prometheus_down")
+    active = (targets or {}).get("data", {}).get("activeTargets", []) if isinstance(targets, dict) else []
+    down = [t for t in active if t.get("health") != "up"]
+    series = (tsdb or {}).get("data", {}).get("headStats", {}).get("numSeries") if isinstance(tsdb, dict) else None
+    fields = {"Targets": f"{len(active) - len(down)}/{len(active)} up"}
+    if series is not None:
+        fields["Head series"] = f"{series:,}"
+    if down:
+        lines = [f"{t.get('labels', {}).get('job', '?')} {t.get('scrapeUrl', '')}: {t.get('lastError') or 'down'}"
+                 for t in down[:10]]
+        return Result(status=Status.WARNING, title=title, summary=f"ready; {len(down)} scrape target(s) down",
+                      fields=fields, lines=[*lines, "Next steps:", *NEXT_STEPS["targets_down"]])
+    return Result(status=Status.OK, title=title, summary="ready; all scrape targets up", fields=fields)
+
+
+async def alertmanager_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
+    title = "Alertmanager"
+    try:
+        ready, _ = await _get(session, f"{url}/-/ready", timeout)
+        if ready != 200:
+            return _broken(title, url, f"not ready (HTTP {ready})", "alertmanager")
+        _, status = await _get(session, f"{url}/api/v2/status", timeout)
+    except Unreachable as e:
+        return _broken(title, url, str(e), "alertmanager")
+    cluster = status.get("cluster", {}) if isinstance(status, dict) else {}
+    state = cluster.get("status", "unknown")
+    peers = len(cluster.get("peers") or [])
+    version = (status.get("versionInfo") or {}).get("version", "") if isinstance(status, dict) else ""
+    fields = {"Cluster": state, "Peers": str(peers)}
+    if version:
+        fields["Version"] = version
+    # "disabled" is a single instance with clustering off: healthy. "settling" passes by itself.
+    if state not in ("ready", "disabled", "settling"):
+        return Result(status=Status.WARNING, title=title, summary=f"ready; cluster is {state}", fields=fields,
+                      lines=["Next steps:", *NEXT_STEPS["alertmanager"]])
+    return Result(status=Status.OK, title=title, summary=f"ready; cluster {state}", fields=fields)
+
+
+async def elasticsearch_health(es: Any, url: str, *, timeout: float = 8.0) -> Result:
+    title = "Elasticsearch"
+    from elastic_transport import ConnectionTimeout
+
+    try:
+        health = await asyncio.wait_for(es.options(request_timeout=timeout).cluster.health(), timeout)
+    except (asyncio.TimeoutError, ConnectionTimeout):
+        return _broken(title, url, f"timed out after {timeout:g} s", "elasticsearch")
+    except Exception as e:  # noqa: BLE001 - the client raises many kinds; each is "not answering"
+        return _broken(title, url, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                       "elasticsearch")
+    colour = health.get("status", "unknown")
+    fields = {
+        "Status": colour,
+        "Nodes": str(health.get("number_of_nodes", "?")),
+        "Unassigned shards": str(health.get("unassigned_shards", "?")),
+    }
+    status = {"green": Status.OK, "yellow": Status.WARNING, "red": Status.CRITICAL}.get(colour, Status.UNKNOWN)
+    lines = [] if status is Status.OK else ["Next steps:", *NEXT_STEPS["elasticsearch"]]
+    return Result(status=status, title=title, summary=f"cluster health {colour}", fields=fields, lines=lines)
+
+
+async def grafana_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
+    title = "Grafana"
+    try:
+        code, body = await _get(session, f"{url}/api/health", timeout)
+    except Unreachable as e:
+        return _broken(title, url, str(e), "grafana")
+    database = body.get("database") if isinstance(body, dict) else None
+    if code != 200 or database != "ok":
+        problem = f"unhealthy (HTTP {code}, database {database or 'unknown'})"
+        return _broken(title, url, problem, "grafana", Status.CRITICAL)
+    version = body.get("version", "")
+    return Result(status=Status.OK, title=title, summary="healthy; database ok",
+                  fields={"Version": version} if version else {})
