@@ -122,6 +122,7 @@ class RunningBot:
             log.warning("gave up waiting after %g s with %d request(s) in flight", grace, runtime.inflight)
         await self.runner.cleanup()
         await runtime.clients.close()
+        await runtime.store.close()
         log.info("stopped")
 
 
@@ -133,8 +134,11 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
     from bot.server import build_server
     from bot.slack_app import Runtime, build_app, build_web_client
 
+    from bot.store import open_store
+
     clients = await Clients.build(settings)
-    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=Metrics())
+    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=Metrics(),
+                      store=open_store(settings.state_url))
     slack = build_web_client(settings)
     app = build_app(runtime, slack)
     handlers.register_all(app, runtime)

@@ -11,13 +11,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clients import Clients
 from bot.mrkdwn import redact
 from bot.report import describe_exception
+from bot.store import Store
 
 CHECK_TIMEOUT = 3.0
 
 
-async def readiness(clients: Clients, slack: AsyncWebClient | None) -> dict[str, dict[str, Any]]:
+async def readiness(clients: Clients, slack: AsyncWebClient | None, store: Store | None = None
+                    ) -> dict[str, dict[str, Any]]:
     """Each check's outcome, run concurrently, each bounded by CHECK_TIMEOUT."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {}
+    if store is not None:
+        checks["state"] = store.ping
     if slack is not None:
         checks["slack"] = lambda: _slack(slack)
     s = clients.settings

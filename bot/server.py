@@ -43,7 +43,7 @@ def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient) -> web.
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        checks = await readiness(runtime.clients, slack)
+        checks = await readiness(runtime.clients, slack, runtime.store)
         ready = all(c["ok"] for c in checks.values()) and not runtime.draining
         body = {"ready": ready, "draining": runtime.draining, "checks": checks}
         return web.json_response(body, status=200 if ready else 503)

@@ -20,6 +20,7 @@ from bot.clients import Clients
 from bot.commands import CommandTable, Context
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Runtime:
     clients: Clients
     table: CommandTable
     metrics: Metrics
+    store: Store
     draining: bool = False
     _inflight: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)

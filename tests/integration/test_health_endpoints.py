@@ -33,7 +33,7 @@ async def test_readyz_is_ready_when_slack_and_every_configured_backend_answer(
     assert response.status == 200, body
     assert body["ready"] is True
     assert set(body["checks"]) == {
-        "slack", "kubernetes", "prometheus", "alertmanager", "elasticsearch", "aws", "database"
+        "slack", "state", "kubernetes", "prometheus", "alertmanager", "elasticsearch", "aws", "database"
     }
     assert all(check["ok"] for check in body["checks"].values())
 

@@ -54,8 +54,9 @@ async def test_terminal_pods_exits_zero_when_all_pods_are_ready(kube):
     assert "2/2" in out
 
 
-async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, unused_tcp_port):
+async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, unused_tcp_port, tmp_path):
     env = {
+        "STATE_URL": f"sqlite:///{tmp_path}/state.db",
         "SLACK_BOT_TOKEN": fake_slack.bot_token,
         "SLACK_SIGNING_SECRET": signing_secret,
         "SLACK_API_URL": fake_slack.api_url,

@@ -19,8 +19,9 @@ from bot.config import load_settings
 
 
 @pytest.fixture
-def bot_env(fake_slack: Any, signing_secret: str) -> dict[str, str]:
+def bot_env(fake_slack: Any, signing_secret: str, tmp_path: Any) -> dict[str, str]:
     return {
+        "STATE_URL": f"sqlite:///{tmp_path}/chatops-state.db",
         "SLACK_BOT_TOKEN": fake_slack.bot_token,
         "SLACK_SIGNING_SECRET": signing_secret,
         "SLACK_API_URL": fake_slack.api_url,
