@@ -1,0 +1,280 @@
+"""Alerts: the model, Alertmanager's webhook body, its Slack posts, and matching the two.
+
+Alertmanager tells the bot about an alert in one of two ways. Its webhook (`POST
+/alertmanager`) carries every alert whole. Its Slack notifier only posts text, and with
+the default template or the runbook's own receivers that text does not say which alert it
+is: the default title carries label VALUES only; the runbook's title is just "🚨 Critical
+Alert" with the descriptions as text. So a post is parsed for what it does say and
+matched against Alertmanager's API v2; no match means no reply, never a wrong playbook.
+The recommended template (manifests/alertmanager-slack-template.yml) puts the alerts'
+fingerprints in the footer, which makes the match exact.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, Mapping
+
+Status = Literal["firing", "resolved"]
+
+# Alertmanager's "zero" time for an alert that has not ended.
+_NO_END = "0001-01-01T00:00:00Z"
+
+
+class AlertPayloadError(ValueError):
+    """A webhook body that is not what Alertmanager sends; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    fingerprint: str
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    # From API v2 only: "active", "suppressed" or "unprocessed", and who suppresses it.
+    state: str = ""
+    silenced_by: tuple[str, ...] = ()
+    inhibited_by: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary", "")
+
+    @property
+    def description(self) -> str:
+        return self.annotations.get("description", "")
+
+    @property
+    def runbook_url(self) -> str:
+        return self.annotations.get("runbook_url", "")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook call: a group of alerts that Alertmanager notifies together."""
+
+    status: Status
+    receiver: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    external_url: str
+    alerts: tuple[Alert, ...]
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    # Go prints nanoseconds; Python reads at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise AlertPayloadError(f"{where} must be an object of strings")
+    return dict(value)
+
+
+def parse_webhook(body: Any) -> Notification:
+    """Alertmanager's webhook body (version 4). Raises AlertPayloadError, naming the problem."""
+    if not isinstance(body, dict):
+        raise AlertPayloadError("body must be a JSON object")
+    if str(body.get("version", "")) != "4":
+        raise AlertPayloadError(f"unsupported webhook version {body.get('version')!r} (expected \"4\")")
+    raw_alerts = body.get("alerts")
+    if not isinstance(raw_alerts, list) or not raw_alerts:
+        raise AlertPayloadError("alerts must be a non-empty list")
+    alerts = []
+    for index, raw in enumerate(raw_alerts):
+        where = f"alerts[{index}]"
+        if not isinstance(raw, dict):
+            raise AlertPayloadError(f"{where} must be an object")
+        labels = _str_map(raw.get("labels"), f"{where}.labels")
+        if not labels.get("alertname"):
+            raise AlertPayloadError(f"{where}.labels.alertname is missing")
+        status = raw.get("status")
+        if status not in ("firing", "resolved"):
+            raise AlertPayloadError(f"{where}.status must be firing or resolved, not {status!r}")
+        fingerprint = raw.get("fingerprint")
+        if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{1,32}", fingerprint):
+            raise AlertPayloadError(f"{where}.fingerprint must be Alertmanager's hex fingerprint")
+        alerts.append(Alert(
+            fingerprint=fingerprint,
+            status=status,
+            labels=labels,
+            annotations=_str_map(raw.get("annotations"), f"{where}.annotations"),
+            starts_at=parse_time(raw.get("startsAt")),
+            ends_at=parse_time(raw.get("endsAt")),
+            generator_url=str(raw.get("generatorURL") or ""),
+        ))
+    status = body.get("status")
+    if status not in ("firing", "resolved"):
+        raise AlertPayloadError(f"status must be firing or resolved, not {status!r}")
+    return Notification(
+        status=status,
+        receiver=str(body.get("receiver", "")),
+        group_key=str(body.get("groupKey", "")),
+        group_labels=_str_map(body.get("groupLabels"), "groupLabels"),
+        external_url=str(body.get("externalURL", "")),
+        alerts=tuple(alerts),
+    )
+
+
+def alert_from_api(item: Mapping[str, Any]) -> Alert:
+    """One entry of Alertmanager's `GET /api/v2/alerts`."""
+    status = item.get("status") or {}
+    return Alert(
+        fingerprint=str(item.get("fingerprint", "")),
+        # API v2 lists alerts that are firing; a resolved one drops out of the list.
+        status="firing",
+        labels=dict(item.get("labels") or {}),
+        annotations=dict(item.get("annotations") or {}),
+        starts_at=parse_time(item.get("startsAt")),
+        ends_at=parse_time(item.get("endsAt")),
+        generator_url=str(item.get("generatorURL") or ""),
+        state=str(status.get("state", "")),
+        silenced_by=tuple(status.get("silencedBy") or ()),
+        inhibited_by=tuple(status.get("inhibitedBy") or ()),
+    )
+
+
+# ----------------------------------------------------------------------------- Slack posts
+
+PostKind = Literal["default", "runbook", "recommended"]
+
+_DEFAULT_TITLE = re.compile(r"^\[(FIRING(?::(\d+))?|RESOLVED)\]\s*(.*)$", re.S)
+_RUNBOOK_TITLES = {"critical alert": "critical", "warning alert": "warning", "info alert": "info"}
+_FINGERPRINTS = re.compile(r"chatops fingerprints:\s*((?:[0-9a-f]{1,32}[\s,]*)+)", re.I)
+
+
+@dataclass(frozen=True)
+class AlertPost:
+    """What an Alertmanager post in Slack says about its alerts."""
+
+    kind: PostKind
+    status: Status
+    title: str
+    text: str = ""
+    firing_count: int | None = None
+    # Default template: the group's label values, then the other common label values.
+    group_values: tuple[str, ...] = ()
+    common_values: tuple[str, ...] = ()
+    severity: str = ""  # the runbook's receivers say it only in the title
+    fingerprints: tuple[str, ...] = ()  # the recommended template says exactly which
+
+    @property
+    def group_identity(self) -> str:
+        """What stays the same between the FIRING and RESOLVED posts of one group."""
+        if self.fingerprints:
+            return "fp:" + ",".join(sorted(self.fingerprints))
+        if self.kind == "default":
+            return "values:" + " ".join(self.group_values + self.common_values)
+        return f"{self.kind}:{self.severity}:{self.text.strip()}"
+
+
+def parse_post(event: Mapping[str, Any]) -> AlertPost | None:
+    """An Alertmanager post from a Slack `message` event, or None when it isn't one."""
+    for attachment in event.get("attachments") or ():
+        if not isinstance(attachment, dict):
+            continue
+        title = str(attachment.get("title") or "").strip()
+        text = str(attachment.get("text") or "")
+        footer = str(attachment.get("footer") or "")
+        fingerprints = _fingerprints(footer) or _fingerprints(text)
+        colour = str(attachment.get("color") or "")
+        match = _DEFAULT_TITLE.match(title)
+        if match:
+            status: Status = "resolved" if match.group(1) == "RESOLVED" else "firing"
+            count = int(match.group(2)) if match.group(2) else None
+            group, common = _split_values(match.group(3))
+            return AlertPost(kind="recommended" if fingerprints else "default", status=status, title=title,
+                             text=text, firing_count=count, group_values=group, common_values=common,
+                             fingerprints=fingerprints)
+        severity = _runbook_severity(title)
+        if severity:
+            # The runbook's receivers send resolved notifications with the same title; only the
+            # colour (Alertmanager's default: good when resolved) tells them apart.
+            status = "resolved" if colour == "good" else "firing"
+            return AlertPost(kind="recommended" if fingerprints else "runbook", status=status, title=title,
+                             text=text, severity=severity, fingerprints=fingerprints)
+        if fingerprints:
+            status = "resolved" if colour == "good" or "resolved" in title.lower() else "firing"
+            return AlertPost(kind="recommended", status=status, title=title, text=text, fingerprints=fingerprints)
+    return None
+
+
+def _fingerprints(text: str) -> tuple[str, ...]:
+    match = _FINGERPRINTS.search(text)
+    if not match:
+        return ()
+    return tuple(sorted(set(re.findall(r"[0-9a-f]{1,32}", match.group(1)))))
+
+
+def _runbook_severity(title: str) -> str:
+    words = re.sub(r"[^\w ]", " ", title).strip().lower()
+    words = " ".join(words.split())
+    return _RUNBOOK_TITLES.get(words, "")
+
+
+def _split_values(rest: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`HighErrorRate checkout (critical)` -> (("HighErrorRate", "checkout"), ("critical",))."""
+    rest = rest.strip()
+    common: tuple[str, ...] = ()
+    paren = re.search(r"\(([^()]*)\)\s*$", rest)
+    if paren:
+        common = tuple(paren.group(1).split())
+        rest = rest[: paren.start()].strip()
+    return tuple(rest.split()), common
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def match_post(post: AlertPost, active: list[Alert]) -> list[Alert]:
+    """The active alerts a post is about; empty when nothing matches for certain."""
+    if post.fingerprints:
+        wanted = set(post.fingerprints)
+        return [a for a in active if a.fingerprint in wanted]
+    if post.kind == "default":
+        return [a for a in active if _values_match(post, a)]
+    if post.kind == "runbook":
+        return [a for a in active if a.severity == post.severity and _description_in(a.description, post.text)]
+    return []
+
+
+def _values_match(post: AlertPost, alert: Alert) -> bool:
+    tokens = {token for value in alert.labels.values() for token in value.split()}
+    wanted = post.group_values + post.common_values
+    # The alert's name is among the group's values whenever the route groups by alertname,
+    # as the runbook's does; without it, a bare "checkout" could match anything.
+    return bool(wanted) and alert.name in wanted and all(v in tokens for v in wanted)
+
+
+def _description_in(description: str, text: str) -> bool:
+    """Is this alert's description in the post, allowing for `{{ $value }}` having changed?"""
+    if not description.strip():
+        return False
+    # Numbers are re-rendered at every evaluation ("Error rate is 5.3%" then "5.4%").
+    parts = re.split(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", description.strip())
+    pattern = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?".join(re.escape(p) for p in parts)
+    return re.search(pattern, text) is not None
