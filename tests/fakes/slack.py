@@ -315,6 +315,12 @@ class FakeSlack:
         self.response_url_max_uses = RESPONSE_URL_MAX_USES
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._pacing: tuple[float, int] | None = None
+        # Where message events go (as Slack's Events API would send them), see deliver_events_to.
+        self._event_sink: tuple[str, str] | None = None
+        self.delivered_events: list[dict[str, Any]] = []
+        self.event_responses: list[int] = []  # HTTP status the bot answered each delivery with
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self.webhook_bot_id = "B0ALERTMANAGER"
         self._last_post: dict[str, float] = {}
         self.ratelimited_count = 0
 
@@ -327,6 +333,7 @@ class FakeSlack:
         app.router.add_post("/response/{key}", self._response_url)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket-mode/link", self._socket)
+        app.router.add_post("/services/{hook:.+}", self._incoming_webhook)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         # Bind the socket ourselves: port 0 picks a free port and we can read it back.
@@ -338,6 +345,8 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._deliveries):
+            task.cancel()
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake slack stopping")
         for fut in self._pending_acks.values():
@@ -380,6 +389,63 @@ class FakeSlack:
         self._pacing = (min_interval, retry_after)
 
     # --- reading records ------------------------------------------------------------------------------
+
+    # --- incoming webhooks and the Events API ---------------------------------------------------
+
+    def deliver_events_to(self, url: str, signing_secret: str) -> None:
+        """Deliver a signed `message` event to `url` for every incoming-webhook post, as Slack does
+        for a channel the app is in."""
+        self._event_sink = (url, signing_secret)
+
+    def channel_id(self, name: str) -> str:
+        """The channel ID for `#name` (made up, stable for the fake's life)."""
+        name = name.lstrip("#")
+        for channel_id, known in self.channel_names.items():
+            if known == name:
+                return channel_id
+        channel_id = "C" + uuid.uuid5(uuid.NAMESPACE_DNS, name).hex[:9].upper()
+        self.channel_names[channel_id] = name
+        return channel_id
+
+    async def _incoming_webhook(self, request: web.Request) -> web.Response:
+        """`https://hooks.slack.com/services/...`: what Alertmanager's slack_configs post to."""
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        channel = self.channel_id(str(body.get("channel") or "#alerts"))
+        message = Message(channel=channel, ts=self._next_ts(), text=body.get("text") or "",
+                          blocks=body.get("blocks"), attachments=body.get("attachments"),
+                          user="", bot_id=self.webhook_bot_id)
+        self._messages[(channel, message.ts)] = message
+        await self._record(Call(method="incoming_webhook", params=body, headers=dict(request.headers),
+                                time=time.monotonic(), ok=True, error=None, status=200, response={}))
+        event = {"type": "message", "subtype": "bot_message", "bot_id": self.webhook_bot_id,
+                 "username": body.get("username", ""), "text": message.text, "attachments": message.attachments,
+                 "channel": channel, "channel_type": "channel", "ts": message.ts, "event_ts": message.ts}
+        self.deliver_event(event)
+        return web.Response(text="ok")
+
+    def deliver_event(self, event: dict[str, Any]) -> None:
+        """Send `event` to the sink in the background, signed, as an event_callback."""
+        if self._event_sink is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver(event))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        import aiohttp
+
+        from tests.slack_requests import event_body, post_signed
+
+        assert self._event_sink is not None
+        url, secret = self._event_sink
+        body = event_body(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        self.delivered_events.append(json.loads(body))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            result = await post_signed(session, url, body, "application/json", secret)
+        self.event_responses.append(result.status)
 
     def messages(self, channel: str | None = None) -> list[Message]:
         return [m for m in self._messages.values() if channel is None or m.channel == channel]
