@@ -104,7 +104,8 @@ _YAML_KEYS = {
     "kibana_url": str,
 }
 # Sections whose contents the bot/checks modules validate.
-SECTIONS = {"presets": dict, "slo": dict, "elasticsearch": dict, "dependencies": list, "aws": dict}
+SECTIONS = {"presets": dict, "slo": dict, "elasticsearch": dict, "dependencies": list, "aws": dict,
+            "playbooks": dict, "playbook_defaults": dict}
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:
