@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.report import Report
+    from bot.alert_threads import AlertThreads
     from bot.slack_app import Runtime
 
 log = logging.getLogger("app")
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
     setup_logging(settings.log_level if not cli else "WARNING", settings.log_format, settings.secrets())
     try:
         return asyncio.run(run_cli(settings, argv[2:]) if cli else serve(settings))
-    except ClientSetupError as e:
+    except (ClientSetupError, ConfigError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
@@ -105,6 +106,7 @@ class RunningBot:
     runner: "web.AppRunner"
     slack: "AsyncWebClient"
     socket_handler: "AsyncSocketModeHandler | None"
+    threads: "AlertThreads"
 
     @property
     def port(self) -> int:
@@ -126,6 +128,36 @@ class RunningBot:
         log.info("stopped")
 
 
+def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertThreads":
+    from bot.alert_threads import AlertThreads, alert_settings
+    from bot.alerts import fetch_active
+    from bot.playbooks import load_playbooks, validate_steps
+    from bot.poster import Poster
+
+    settings, clients = runtime.settings, runtime.clients
+    config = alert_settings(settings)
+    playbooks = load_playbooks(settings.sections)
+    # LEAD-TODO: enable once every command of issue 4 is in the table.
+    # validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
+
+    async def active() -> list:  # type: ignore[type-arg]
+        return await clients.cache.get(
+            ("alertmanager.active",),
+            lambda: fetch_active(clients.http, settings.alertmanager_url, settings.diagnostic_timeout))
+
+    def links(alert):  # type: ignore[no-untyped-def]
+        out = [("Prometheus", alert.generator_url), ("Runbook", alert.runbook_url)]
+        if settings.grafana_url:
+            out.append(("Grafana", settings.grafana_url))
+        return out
+
+    return AlertThreads(
+        settings=settings, config=config, store=runtime.store, poster=Poster(slack, config.post_interval),
+        playbooks=playbooks, table=runtime.table, context=runtime.context,
+        fetch_active=active if settings.alertmanager_url else None, links=links, track=runtime.work,
+    )
+
+
 async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
     from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -141,12 +173,16 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
                       store=open_store(settings.state_url))
     slack = build_web_client(settings)
     app = build_app(runtime, slack)
-    handlers.register_all(app, runtime)
+    threads = build_alert_threads(runtime, slack)
+    handlers.register_all(app, runtime, threads)
 
-    runner = web.AppRunner(build_server(runtime, app, slack), handle_signals=False)
+    from handlers.alerts import webhook_handler
+
+    server = build_server(runtime, app, slack, alertmanager=webhook_handler(runtime, threads))
+    runner = web.AppRunner(server, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=settings.port).start()
-    bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None)
+    bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None, threads=threads)
     if settings.socket_mode:
         bot.socket_handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=slack)
         await bot.socket_handler.connect_async()

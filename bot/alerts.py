@@ -278,3 +278,14 @@ def _description_in(description: str, text: str) -> bool:
     parts = re.split(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", description.strip())
     pattern = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?".join(re.escape(p) for p in parts)
     return re.search(pattern, text) is not None
+
+
+async def fetch_active(http: Any, url: str, timeout: float) -> list[Alert]:
+    """Alertmanager's active alerts (API v2). Raises on failure: the caller decides what it means."""
+    import aiohttp
+
+    async with http.get(f"{url}/api/v2/alerts", params={"active": "true"},
+                        timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+        response.raise_for_status()
+        items = await response.json()
+    return [alert_from_api(item) for item in items if isinstance(item, dict)]

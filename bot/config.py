@@ -105,7 +105,7 @@ _YAML_KEYS = {
 }
 # Sections whose contents the bot/checks modules validate.
 SECTIONS = {"presets": dict, "slo": dict, "elasticsearch": dict, "dependencies": list, "aws": dict,
-            "playbooks": dict, "playbook_defaults": dict}
+            "playbooks": dict, "playbook_defaults": dict, "alerts": dict}
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:

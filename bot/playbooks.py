@@ -190,6 +190,8 @@ def validate_steps(playbooks: Playbooks, parse: Any) -> None:
     for playbook in [*playbooks.by_name.values(), playbooks.fallback]:
         for step in playbook.steps:
             try:
-                parse(step.format_map(_Missing(values)))
+                invocation = parse(step.format_map(_Missing(values)))
             except UsageError as e:
                 raise ConfigError(f"playbooks.{playbook.alertname}: step {step!r}: {e.message}") from None
+            if invocation.command.run is None or invocation.command.mutating:
+                raise ConfigError(f"playbooks.{playbook.alertname}: step {step!r} is not a diagnostic")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 
 
-def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient) -> web.Application:
+def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient,
+                 alertmanager: Any = None) -> web.Application:
+    """`alertmanager`: the handler of POST /alertmanager (handlers/alerts.py)."""
     server = web.Application(client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -55,6 +58,8 @@ def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient) -> web.
 
     if not runtime.settings.socket_mode:
         server.router.add_post("/slack/events", slack_events)
+    if alertmanager is not None:
+        server.router.add_post("/alertmanager", alertmanager)
     server.router.add_get("/healthz", healthz)
     server.router.add_get("/readyz", readyz)
     server.router.add_get("/metrics", metrics)

@@ -93,6 +93,9 @@ def build_app(runtime: Runtime, client: AsyncWebClient) -> AsyncApp:
         # Socket Mode requests come over an authenticated websocket and carry no signature.
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.socket_mode,
+        # Alertmanager may post with the bot's own token; its posts must reach the alert
+        # listener, which recognises (and skips) the bot's own messages by their content.
+        ignoring_self_events_enabled=False,
         logger=logging.getLogger("slack_bolt"),
     )
     @app.error

@@ -2,11 +2,13 @@
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.alert_threads import AlertThreads
 from bot.slack_app import Runtime
 
 
-def register_all(app: AsyncApp, runtime: Runtime) -> None:
-    from handlers import commands, events
+def register_all(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
+    from handlers import alerts, commands, events
 
     commands.register(app, runtime)
     events.register(app, runtime)
+    alerts.register(app, runtime, threads)

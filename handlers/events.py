@@ -1,8 +1,8 @@
 """Events API listeners.
 
 Slack retries any event that isn't answered with 2xx, and Bolt answers 404 for events no
-listener matches, so every event the manifest subscribes to has a listener here, even
-before it does anything. Alert threads (message events in alert channels) build on this.
+listener matches, so every event the manifest subscribes to has a listener: app_mention
+here, message in handlers/alerts.py.
 """
 
 from __future__ import annotations
@@ -26,8 +26,3 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             text=f"Type `{escape(command)} help` to see the checks I can run.",
             thread_ts=event.get("thread_ts") or event.get("ts"),
         )
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any]) -> None:
-        # Alert posts are recognised here by the alert-thread work; until then, acknowledged.
-        runtime.metrics.requests.labels(kind="event", outcome="ignored").inc()

@@ -78,5 +78,5 @@ def test_docs_generator_writes_every_usage_into_the_readme_table(table):
 
     text = readme_table(table)
     for command in table:
-        assert f"`/ops {command.usage}`" in text
+        assert f"`/ops {command.usage}`".replace("|", "\\|") in text  # a table cell escapes its pipes
         assert command.name in usage_hint(table)

@@ -1,0 +1,339 @@
+"""Every alert gets the runbook's playbook in its thread, from firing to resolved.
+
+Two ways in, one lifecycle:
+- webhook: the bot posts the alert itself (to the channel for its severity) and threads
+  the investigation under its own post; resolved edits that post;
+- Alertmanager's own Slack post: matched to its alerts, the investigation goes in the
+  post's thread; resolved is a thread reply.
+Which threads exist is kept in the state store, so a retry, a repeat notification or a
+restart never opens a second thread; a repeat within the cool-down is silent, after it
+the thread gets "still firing for 47 min".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Literal, Mapping
+
+from bot.alerts import Alert, AlertPost, Notification, match_post
+from bot.commands import CommandTable, Context
+from bot.config import ConfigError, Settings
+from bot.errors import UsageError
+from bot.playbooks import Playbooks
+from bot.poster import Poster
+from bot.render_alerts import alert_message, duration, investigation_message
+from bot.report import describe_exception
+from bot.runners import execute
+from bot.store import Store
+from diagnostics.result import Result
+
+log = logging.getLogger(__name__)
+
+Source = Literal["webhook", "post"]
+THREAD_TTL = 30 * 86400.0  # state of a thread is kept a month, then forgotten
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    channels: Mapping[str, str] = field(default_factory=lambda: {
+        "critical": "#alerts-critical", "warning": "#alerts-warning", "default": "#alerts"})
+    listen: tuple[str, ...] = ()  # channel IDs or names; empty: every channel the bot is in
+    cooldown: float = 600.0  # seconds between "still firing" notes
+    concurrency: int = 8  # playbooks run at once
+    edit_interval: float = 1.0  # at most one edit of an investigation reply per this many seconds
+    post_interval: float = 1.0  # Slack's pace: about one message per second per channel
+
+    def channel_for(self, severity: str) -> str:
+        return self.channels.get(severity) or self.channels.get("default") or "#alerts"
+
+
+def alert_settings(settings: Settings) -> AlertSettings:
+    raw = settings.sections.get("alerts") or {}
+    defaults = AlertSettings()
+    channels = dict(defaults.channels)
+    given = raw.get("channels", {})
+    if not isinstance(given, dict) or not all(isinstance(v, str) and v for v in given.values()):
+        raise ConfigError("alerts.channels must map severities (critical, warning, default) to channels")
+    channels.update(given)
+    listen = raw.get("listen", [])
+    if not isinstance(listen, list) or not all(isinstance(c, str) for c in listen):
+        raise ConfigError("alerts.listen must be a list of channel IDs or #names")
+    numbers = {}
+    for key, low in (("cooldown_minutes", 0), ("concurrency", 1), ("edit_interval", 0), ("post_interval", 0)):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < low):
+            raise ConfigError(f"alerts.{key} must be a number of at least {low}")
+        numbers[key] = value
+    return AlertSettings(
+        channels=channels,
+        listen=tuple(listen),
+        cooldown=float(numbers["cooldown_minutes"]) * 60 if numbers["cooldown_minutes"] is not None
+        else defaults.cooldown,
+        concurrency=int(numbers["concurrency"] or defaults.concurrency),
+        edit_interval=float(numbers["edit_interval"]) if numbers["edit_interval"] is not None
+        else defaults.edit_interval,
+        post_interval=float(numbers["post_interval"]) if numbers["post_interval"] is not None
+        else defaults.post_interval,
+    )
+
+
+def _iso(when: datetime | None) -> str:
+    return (when or datetime.now(timezone.utc)).isoformat()
+
+
+class AlertThreads:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        config: AlertSettings,
+        store: Store,
+        poster: Poster,
+        playbooks: Playbooks,
+        table: CommandTable,
+        context: Context,
+        fetch_active: Callable[[], Awaitable[list[Alert]]] | None,
+        links: Callable[[Alert], list[tuple[str, str]]] = lambda alert: [],
+        track: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.store = store
+        self.poster = poster
+        self.playbooks = playbooks
+        self.table = table
+        self.context = context
+        self.fetch_active = fetch_active
+        self.links = links
+        self.track = track or (lambda: contextlib.nullcontext())  # type: ignore[return-value]
+        self.clock = clock
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ entry points
+
+    def accept_notification(self, notification: Notification) -> int:
+        """Webhook: take the group alert by alert, in the background; returns how many."""
+        for alert in notification.alerts:
+            self._spawn(self._webhook_alert(alert))
+        return len(notification.alerts)
+
+    def accept_post(self, post: AlertPost, channel: str, ts: str) -> None:
+        """An Alertmanager post seen in a channel, handled in the background."""
+        self._spawn(self._post(post, channel, ts))
+
+    async def drain(self) -> None:
+        """Wait for everything accepted so far (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            async with self.track():
+                try:
+                    await work
+                except Exception:  # noqa: BLE001 - one alert's failure must not stop the others
+                    log.exception("alert handling failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ webhook
+
+    async def _webhook_alert(self, alert: Alert) -> None:
+        key = f"thread:webhook:{alert.fingerprint}"
+        if alert.status == "resolved":
+            await self._resolve(key, alert)
+            return
+        state = await self.store.get(key)
+        if state and state.get("status") == "firing":
+            await self._repeat(key, state)
+            return
+        # Exactly one opener per firing, across retries, replicas and restarts.
+        if not await self.store.claim(f"open:webhook:{alert.fingerprint}:{_iso(alert.starts_at)}", THREAD_TTL):
+            return
+        channel = self.config.channel_for(alert.severity)
+        message = alert_message(alert, self.links(alert))
+        posted = await self.poster.post(channel, message.text, message.blocks)
+        state = self._new_state(alert, "webhook", str(posted.get("channel") or channel), str(posted["ts"]))
+        await self.store.put(key, state, ttl=THREAD_TTL)
+        await self._investigate(key, state, alert)
+
+    # ------------------------------------------------------------------ Alertmanager's own posts
+
+    async def _post(self, post: AlertPost, channel: str, ts: str) -> None:
+        if post.status == "resolved":
+            await self._resolve_post(post, channel)
+            return
+        if self.fetch_active is None:
+            log.warning("an alert post in %s can't be matched: Alertmanager is not configured (set ALERTMANAGER_URL)",
+                        channel)
+            return
+        alerts = match_post(post, await self.fetch_active())
+        if not alerts:
+            log.info("no active alert matches the post %r in %s; not replying", post.title, channel)
+            return
+        for alert in alerts:
+            key = f"thread:post:{alert.fingerprint}"
+            state = await self.store.get(key)
+            if state and state.get("status") == "firing":
+                await self._repeat(key, state)
+                continue
+            if not await self.store.claim(f"open:post:{alert.fingerprint}:{_iso(alert.starts_at)}", THREAD_TTL):
+                continue
+            state = self._new_state(alert, "post", channel, ts)
+            await self.store.put(key, state, ttl=THREAD_TTL)
+            await self._index_post_thread(alert.fingerprint, add=True)
+            await self._investigate(key, state, alert)
+
+    async def _resolve_post(self, post: AlertPost, channel: str) -> None:
+        index = (await self.store.get("index:post-threads")) or {}
+        candidates = []
+        for fingerprint in index:
+            state = await self.store.get(f"thread:post:{fingerprint}")
+            if state and state.get("status") == "firing" and state.get("channel") == channel:
+                candidates.append(_stored_alert(state))
+        active = {a.fingerprint for a in await self.fetch_active()} if self.fetch_active else set()
+        for alert in match_post(post, candidates):
+            if alert.fingerprint not in active:
+                await self._resolve(f"thread:post:{alert.fingerprint}", alert)
+                await self._index_post_thread(alert.fingerprint, add=False)
+
+    async def _index_post_thread(self, fingerprint: str, *, add: bool) -> None:
+        # Open post threads, for matching the RESOLVED post (its alerts are no longer active).
+        index = (await self.store.get("index:post-threads")) or {}
+        if add:
+            index[fingerprint] = True
+        else:
+            index.pop(fingerprint, None)
+        await self.store.put("index:post-threads", index, ttl=THREAD_TTL)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _new_state(self, alert: Alert, source: Source, channel: str, ts: str) -> dict[str, Any]:
+        return {
+            "fingerprint": alert.fingerprint,
+            "alertname": alert.name,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "generator_url": alert.generator_url,
+            "starts_at": _iso(alert.starts_at),
+            "source": source,
+            "channel": channel,
+            "ts": ts,
+            "status": "firing",
+            "last_note": self.clock(),
+        }
+
+    async def _repeat(self, key: str, state: dict[str, Any]) -> None:
+        now = self.clock()
+        if now - float(state.get("last_note", 0)) < self.config.cooldown:
+            return
+        state["last_note"] = now
+        await self.store.put(key, state, ttl=THREAD_TTL)
+        firing_for = duration(now - datetime.fromisoformat(state["starts_at"]).timestamp())
+        await self.poster.post(state["channel"], f":repeat: Still firing for {firing_for}.", thread_ts=state["ts"])
+
+    async def _resolve(self, key: str, alert: Alert) -> None:
+        state = await self.store.get(key)
+        if not state or state.get("status") != "firing":
+            return
+        if not await self.store.claim(f"resolve:{key}:{state['starts_at']}", THREAD_TTL):
+            return
+        ended = alert.ends_at.timestamp() if alert.ends_at else self.clock()
+        lasted = ended - datetime.fromisoformat(state["starts_at"]).timestamp()
+        state["status"] = "resolved"
+        await self.store.put(key, state, ttl=THREAD_TTL)
+        if state["source"] == "webhook":
+            stored = _stored_alert(state)
+            message = alert_message(stored, self.links(stored), resolved_after=lasted)
+            await self.poster.update(state["channel"], state["ts"], message.text, message.blocks)
+        await self.poster.post(state["channel"], f":white_check_mark: Resolved after {duration(lasted)}.",
+                               thread_ts=state["ts"])
+
+    async def _investigate(self, key: str, state: dict[str, Any], alert: Alert) -> None:
+        async with self._slots:
+            steps = self.playbooks.commands(alert)
+            actions = list(self.playbooks.for_alert(alert).actions)
+            results: list[list[Result] | None] = [None] * len(steps)
+            first = investigation_message(alert, steps, results, actions, self.settings.command)
+            reply = await self.poster.post(state["channel"], first.text, first.blocks, thread_ts=state["ts"])
+            reply_ts = str(reply["ts"])
+            editor = _Editor(lambda: self._edit(state["channel"], reply_ts, alert, steps, results, actions),
+                             self.config.edit_interval)
+
+            async def run(index: int, step: str) -> None:
+                results[index] = await self._run_step(step)
+                editor.poke()
+
+            await asyncio.gather(*(run(i, s) for i, s in enumerate(steps)))
+            await editor.finish()
+            for result in (r for done in results if done for r in done):
+                for file in result.files:
+                    try:
+                        await self.poster.upload(state["channel"], file, thread_ts=state["ts"])
+                    except Exception as e:  # noqa: BLE001 - a chart that fails to upload is not fatal
+                        log.warning("uploading %s failed: %s", file.filename, describe_exception(e))
+
+    async def _edit(self, channel: str, ts: str, alert: Alert, steps: list[str],
+                    results: list[list[Result] | None], actions: list[str]) -> None:
+        message = investigation_message(alert, steps, results, actions, self.settings.command)
+        await self.poster.update(channel, ts, message.text, message.blocks)
+
+    async def _run_step(self, step: str) -> list[Result]:
+        try:
+            invocation = self.table.parse(step, self.settings.default_namespace)
+        except UsageError as e:
+            return [Result.error(step, f"playbook step is not a valid command: {e.message}")]
+        try:
+            report = await execute(invocation, self.context)
+        except Exception as e:  # noqa: BLE001 - the report of the other steps still posts
+            log.exception("playbook step %r failed", step)
+            return [Result.error(step, describe_exception(e))]
+        return report.results
+
+
+def _stored_alert(state: Mapping[str, Any]) -> Alert:
+    return Alert(
+        fingerprint=state["fingerprint"], status="firing", labels=state.get("labels", {}),
+        annotations=state.get("annotations", {}), starts_at=datetime.fromisoformat(state["starts_at"]),
+        generator_url=state.get("generator_url", ""),
+    )
+
+
+class _Editor:
+    """Edits a reply as results arrive: at most one edit per `interval`, the last one always."""
+
+    def __init__(self, edit: Callable[[], Awaitable[None]], interval: float) -> None:
+        self._edit = edit
+        self._interval = interval
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._pending:
+            self._pending = False
+            try:
+                await self._edit()
+            except Exception as e:  # noqa: BLE001 - the next edit carries the same results
+                log.warning("editing an investigation reply failed: %s", describe_exception(e))
+            await asyncio.sleep(self._interval)
+
+    async def finish(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._edit()

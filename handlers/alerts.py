@@ -1,0 +1,85 @@
+"""Alerts arriving: Alertmanager's webhook (`POST /alertmanager`) and its posts in Slack.
+
+Both answer at once and hand the work to bot.alert_threads in the background, so that
+Alertmanager's webhook timeout and Slack's 3-second rule are met during a storm.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alert_threads import AlertThreads
+from bot.alerts import AlertPayloadError, parse_post, parse_webhook
+from bot.slack_app import Runtime
+
+log = logging.getLogger(__name__)
+
+EVENT_TTL = 3600.0  # Slack retries an event for a few minutes; an hour is plenty
+# Message subtypes that are edits, deletions or joins, never a new alert post.
+_IGNORED_SUBTYPES = {"message_changed", "message_deleted", "channel_join", "channel_leave", "thread_broadcast"}
+
+
+def webhook_handler(runtime: Runtime, threads: AlertThreads):  # type: ignore[no-untyped-def]
+    token = runtime.settings.alertmanager_webhook_token
+
+    async def alertmanager(request: web.Request) -> web.Response:
+        if not token:
+            # Off unless configured: an open endpoint would let anyone post "alerts".
+            return web.json_response({"error": "the Alertmanager webhook is off (set ALERTMANAGER_WEBHOOK_TOKEN)"},
+                                     status=404)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            runtime.metrics.requests.labels(kind="alertmanager", outcome="rejected").inc()
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            notification = parse_webhook(json.loads(await request.text()))
+        except (ValueError, AlertPayloadError) as e:
+            runtime.metrics.requests.labels(kind="alertmanager", outcome="invalid").inc()
+            message = str(e) if isinstance(e, AlertPayloadError) else "body is not valid JSON"
+            return web.json_response({"error": f"not an Alertmanager webhook body: {message}"}, status=400)
+        accepted = threads.accept_notification(notification)
+        runtime.metrics.requests.labels(kind="alertmanager", outcome="ok").inc()
+        return web.json_response({"accepted": accepted})
+
+    return alertmanager
+
+
+def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
+    listen = set(threads.config.listen)
+    names: dict[str, str] = {}
+
+    async def channel_allowed(channel: str, client: AsyncWebClient) -> bool:
+        if not listen or channel in listen:
+            return True
+        if channel not in names:
+            try:
+                info = await client.conversations_info(channel=channel)
+                names[channel] = "#" + str(info["channel"]["name"])
+            except Exception:  # noqa: BLE001 - an unknown channel is simply not listened to
+                names[channel] = ""
+        return names[channel] in listen
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("subtype") in _IGNORED_SUBTYPES or (event.get("thread_ts") not in (None, event.get("ts"))):
+            return
+        post = parse_post(event)
+        if post is None:
+            return
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        if not await channel_allowed(channel, client):
+            return
+        # Slack retries an event it thinks we missed, with the same event_id.
+        event_id = str(body.get("event_id") or f"{channel}:{ts}")
+        if not await runtime.store.claim(f"event:{event_id}", EVENT_TTL):
+            runtime.metrics.requests.labels(kind="event", outcome="duplicate").inc()
+            return
+        runtime.metrics.requests.labels(kind="event", outcome="alert").inc()
+        threads.accept_post(post, channel, ts)

@@ -1,0 +1,219 @@
+"""Alert threads: webhook and Alertmanager posts -> the playbook in the alert's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.plugins.kube import seed_checkout_prod
+from tests.slack_requests import send_slash_command
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
+TOKEN = "am-webhook-token-123"
+
+
+def webhook_body(**alert_changes) -> dict:
+    body = json.loads((FIXTURES / "webhook-firing.json").read_text())
+    body["alerts"][0].update(alert_changes)
+    body["status"] = body["alerts"][0]["status"]
+    return body
+
+
+@pytest.fixture
+def chatops_yaml(tmp_path):
+    def write(**alerts) -> str:
+        config = {
+            "alerts": {"post_interval": 0, "edit_interval": 0.05, **alerts},
+            "playbooks": {
+                "HighErrorRate": {"steps": ["pods {deployment} -n prod", "monitoring"], "actions": ["circuit-breaker"]},
+                "default": {"steps": ["pods {deployment} -n prod"]},
+            },
+        }
+        path = tmp_path / "chatops.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return str(path)
+    return write
+
+
+@pytest.fixture
+async def bot(start_bot, bot_env, kube, chatops_yaml, alertmanager):
+    seed_checkout_prod(kube)
+    return await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                            "ALERTMANAGER_URL": alertmanager.url, "CHATOPS_CONFIG": chatops_yaml()})
+
+
+async def post_webhook(http, bot, body, token=TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+def thread(fake_slack, channel, ts):
+    return [m for m in fake_slack.messages(channel) if m.thread_ts == ts]
+
+
+async def test_webhook_alert_is_posted_to_its_severity_channel_with_the_playbook_in_its_thread(
+    bot, http, fake_slack
+):
+    status, body = await post_webhook(http, bot, webhook_body())
+    assert (status, body) == (200, {"accepted": 1})
+    await bot.threads.drain()
+    (alert_post,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    text = json.dumps(alert_post.blocks, ensure_ascii=False)
+    assert "CRITICAL · HighErrorRate" in text and "High 5xx error rate on checkout" in text
+    assert "https://runbooks.example/HighErrorRate" in text
+    (reply,) = thread(fake_slack, "#alerts-critical", alert_post.ts)
+    reply_text = json.dumps(reply.blocks, ensure_ascii=False)
+    assert "Investigation · HighErrorRate" in reply_text  # the finished state, reached by editing
+    assert "Pods · checkout (prod)" in reply_text and "CrashLoopBackOff" in reply_text
+    assert "circuit-breaker" in reply_text
+    assert reply.edits >= 1
+
+
+@pytest.mark.parametrize("token, expected", [(None, 401), ("wrong", 401)])
+async def test_webhook_without_the_right_token_is_refused_and_posts_nothing(bot, http, fake_slack, token, expected):
+    status, _ = await post_webhook(http, bot, webhook_body(), token=token)
+    assert status == expected
+    await bot.threads.drain()
+    assert not fake_slack.messages()
+
+
+async def test_malformed_webhook_body_gets_400_with_the_reason(bot, http, fake_slack):
+    body = webhook_body()
+    del body["alerts"][0]["labels"]["alertname"]
+    status, answer = await post_webhook(http, bot, body)
+    assert status == 400 and "alertname is missing" in answer["error"]
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", data="{not json",
+                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 400
+    assert not fake_slack.messages()
+
+
+async def test_webhook_endpoint_is_off_without_a_token(start_bot, bot_env, http):
+    bot = await start_bot(bot_env)
+    status, answer = await post_webhook(http, bot, webhook_body())
+    assert status == 404 and "ALERTMANAGER_WEBHOOK_TOKEN" in answer["error"]
+
+
+async def test_repeat_notification_opens_no_new_thread_and_resolved_edits_the_alert(bot, http, fake_slack):
+    await post_webhook(http, bot, webhook_body())
+    await post_webhook(http, bot, webhook_body())  # Alertmanager's repeat_interval, same fingerprint
+    await bot.threads.drain()
+    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert len(roots) == 1
+    assert len(thread(fake_slack, "#alerts-critical", roots[0].ts)) == 1  # within the cool-down: silent
+
+    await post_webhook(http, bot, webhook_body(status="resolved", endsAt="2026-11-25T00:05:12.618Z"))
+    await bot.threads.drain()
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    assert "RESOLVED after 23 min" in json.dumps(root.blocks)
+    replies = thread(fake_slack, "#alerts-critical", root.ts)
+    assert replies[-1].text == ":white_check_mark: Resolved after 23 min."
+
+
+async def test_repeat_after_the_cooldown_notes_how_long_it_has_been_firing(
+    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack
+):
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": chatops_yaml(cooldown_minutes=0)})
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    notes = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if "Still firing" in (m.text or "")]
+    assert len(notes) == 1 and notes[0].startswith(":repeat: Still firing for ")
+
+
+async def test_a_restart_in_the_middle_of_a_thread_opens_no_second_thread(
+    start_bot, bot_env, kube, chatops_yaml, http, fake_slack
+):
+    seed_checkout_prod(kube)
+    env = {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+           "CHATOPS_CONFIG": chatops_yaml()}
+    first = await start_bot(env)
+    await post_webhook(http, first, webhook_body())
+    await first.threads.drain()
+    await first.stop()
+    second = await start_bot(env)  # same STATE_URL
+    await post_webhook(http, second, webhook_body())
+    await second.threads.drain()
+    assert len([m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]) == 1
+
+
+async def test_alertmanager_post_in_a_channel_gets_the_playbook_in_its_thread_once(
+    bot, alertmanager, fake_slack, signing_secret
+):
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"},
+                               "annotations": {"description": "Error rate is 7.3%"}}])
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    # Alertmanager's default Slack post for that alert, as the notifier sends it.
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    channel = fake_slack.channel_id("#alerts")
+    event = {"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+             "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"}
+    fake_slack.deliver_event(event)
+    fake_slack.deliver_event(copy.deepcopy(event))  # Slack retrying it (same channel and ts)
+    await fake_slack.wait_for("chat.update", timeout=15)
+    await asyncio.sleep(0.2)
+    await bot.threads.drain()
+    replies = thread(fake_slack, channel, "1732500999.000100")
+    assert len(replies) == 1
+    assert "Pods · checkout (prod)" in json.dumps(replies[0].blocks, ensure_ascii=False)
+
+
+async def test_a_post_that_matches_no_alert_gets_no_reply(bot, fake_slack, signing_secret, caplog):
+    caplog.set_level(logging.INFO, logger="bot.alert_threads")
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                              "attachments": post["attachments"], "channel": "C0ALERTS", "ts": "1.000200"})
+    await asyncio.sleep(0.5)
+    await bot.threads.drain()
+    assert fake_slack.event_responses == [200]
+    assert not fake_slack.messages()
+    assert "no active alert matches" in caplog.text
+
+
+async def test_storm_of_300_alerts_is_handled_completely_while_commands_still_answer(
+    start_bot, bot_env, kube, chatops_yaml, http, fake_slack, signing_secret
+):
+    seed_checkout_prod(kube)
+    # The bot paces itself to one post per 10 ms per channel (Slack's is ~1 s; scaled down for
+    # the test); the fake rejects posts closer than 3 ms, and on top answers 429 twice.
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": chatops_yaml(post_interval=0.01)})
+    fake_slack.pace_per_channel(min_interval=0.003, retry_after=1)
+    fake_slack.rate_limit("chat.postMessage", times=2, retry_after=1)
+    body = webhook_body()
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for i in range(300):
+        alert = copy.deepcopy(template)
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"] = {**alert["labels"], "instance": f"pod-{i}"}
+        body["alerts"].append(alert)
+    status, answer = await post_webhook(http, bot, body)
+    assert (status, answer) == (200, {"accepted": 300})
+    command = await send_slash_command(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
+                                       text="help")
+    assert command.status == 200 and command.elapsed < 3
+    await asyncio.wait_for(bot.threads.drain(), 120)
+    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert len(roots) == 300
+    assert len({json.dumps(m.blocks) for m in roots}) == 300  # none twice
+    replies = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is not None]
+    assert len(replies) == 300
+    assert all("Investigation · HighErrorRate" in json.dumps(m.blocks, ensure_ascii=False) for m in replies)
+    # The forced 429s were waited out and retried (the pace itself is pinned in test_poster.py).
+    assert fake_slack.ratelimited_count >= 2

@@ -1,0 +1,23 @@
+"""Posting at Slack's pace: per channel, without one channel holding up another."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.poster import Poster
+
+pytestmark = pytest.mark.integration
+
+
+async def test_posts_to_one_channel_are_spaced_by_the_interval_and_channels_do_not_wait_for_each_other(fake_slack):
+    poster = Poster(AsyncWebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url), interval=0.2)
+    await asyncio.gather(*(poster.post("#alerts", f"alert {i}") for i in range(4)), poster.post("#ops", "answer"))
+    times = {c.params["text"]: c.time for c in fake_slack.calls if c.method == "chat.postMessage"}
+    alerts = sorted(times[f"alert {i}"] for i in range(4))
+    gaps = [b - a for a, b in zip(alerts, alerts[1:])]
+    assert all(gap >= 0.18 for gap in gaps), gaps
+    # #ops went out while #alerts was still waiting its turn.
+    assert times["answer"] < alerts[1]
