@@ -217,3 +217,45 @@ async def test_storm_of_300_alerts_is_handled_completely_while_commands_still_an
     assert all("Investigation · HighErrorRate" in json.dumps(m.blocks, ensure_ascii=False) for m in replies)
     # The forced 429s were waited out and retried (the pace itself is pinned in test_poster.py).
     assert fake_slack.ratelimited_count >= 2
+
+
+@pytest.mark.parametrize("receiver", ["default", "runbook", "recommended"])
+async def test_each_kind_of_alertmanager_post_gets_its_playbook_in_its_thread(
+    receiver, start_bot, bot_env, kube, chatops_yaml, alertmanager_factory, fake_slack, signing_secret
+):
+    from tests.integration.test_alertmanager_posts import ALERTS, config
+
+    seed_checkout_prod(kube)
+    with alertmanager_factory(config(f"{fake_slack.base_url}/services/T0/B0/X", receiver)) as am:
+        bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": am.url,
+                               "CHATOPS_CONFIG": chatops_yaml()})
+        fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+        await asyncio.to_thread(am.post_alerts, ALERTS[:1])  # HighErrorRate
+        (call,) = await fake_slack.wait_for("incoming_webhook", timeout=15)
+        await fake_slack.wait_for("chat.update", timeout=15)
+        await bot.threads.drain()
+    post = next(m for m in fake_slack.messages() if m.bot_id == fake_slack.webhook_bot_id)
+    replies = thread(fake_slack, post.channel, post.ts)
+    assert len(replies) == 1, fake_slack.describe_calls()
+    text = json.dumps(replies[0].blocks, ensure_ascii=False)
+    assert "Investigation · HighErrorRate" in text and "Pods · checkout (prod)" in text
+
+
+async def test_listening_can_be_restricted_to_named_channels(
+    start_bot, bot_env, kube, chatops_yaml, alertmanager, fake_slack, signing_secret
+):
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "CHATOPS_CONFIG": chatops_yaml(listen=["#alerts-critical"])})
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"}}])
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    for name, ts in (("#random", "1.000001"), ("#alerts-critical", "1.000002")):
+        fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                                  "attachments": post["attachments"], "channel": fake_slack.channel_id(name),
+                                  "ts": ts})
+    await fake_slack.wait_for("chat.update", timeout=15)
+    await bot.threads.drain()
+    assert thread(fake_slack, fake_slack.channel_id("#alerts-critical"), "1.000002")
+    assert not thread(fake_slack, fake_slack.channel_id("#random"), "1.000001")
