@@ -66,6 +66,10 @@ class QueryCache:
         finally:
             self._inflight.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget the answers kept (calls in flight still finish and are shared)."""
+        self._answers.clear()
+
     def _store(self, key: Hashable, value: Any) -> None:
         if self.ttl <= 0:
             return

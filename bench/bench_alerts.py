@@ -1,0 +1,138 @@
+"""Benchmark: alert to first reply, alert to full report, and an alert storm.
+
+    .venv/bin/python -m bench.bench_alerts [--storm 300] [--post-interval 0.01]
+
+The real bot (in-process, HTTP mode) with the project's fake Slack Web API and a loopback
+Kubernetes API that answers after 50 ms and counts requests. A webhook alert's playbook
+here is `pods` + `events`, both Kubernetes reads.
+
+1. One alert, ROUNDS times: webhook POST -> the first thread reply ("investigating…"), and
+   -> the final edit of that reply with every result.
+2. A storm of N alerts in one webhook call: time until every thread is complete, Slack
+   calls made, Kubernetes API calls made (identical reads coalesced).
+
+Slack's real pace is about one message per second per channel; the storm runs with a
+scaled-down interval (--post-interval) and prints what the real pace implies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import app  # noqa: E402
+from bench.bench_diagnostics import _kube_objects, _serve  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from tests.fakes.slack import FakeSlack  # noqa: E402
+
+ROUNDS = 5
+TOKEN = "bench-token"
+WEBHOOK = json.loads((Path(__file__).resolve().parents[1] / "tests/fixtures/alertmanager/webhook-firing.json")
+                     .read_text())
+
+
+async def _kube_api(calls: Counter[str]) -> tuple[web.AppRunner, str]:
+    deployment, pod_list = _kube_objects()
+    events = {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": []}
+
+    async def api(request: web.Request) -> web.Response:
+        calls[request.path] += 1
+        await asyncio.sleep(0.05)
+        if "/deployments/" in request.path:
+            return web.json_response(deployment)
+        return web.json_response(events if request.path.endswith("/events") else pod_list)
+
+    application = web.Application()
+    application.router.add_get("/{tail:.*}", api)
+    return await _serve(application)
+
+
+def _body(count: int, run: int) -> dict[str, Any]:
+    body = copy.deepcopy(WEBHOOK)
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for i in range(count):
+        alert = copy.deepcopy(template)
+        alert["fingerprint"] = f"{run:04x}{i:012x}"
+        alert["labels"] = {**alert["labels"], "instance": f"pod-{i}", "namespace": "prod", "deployment": "checkout"}
+        body["alerts"].append(alert)
+    return body
+
+
+async def main(storm: int, post_interval: float) -> None:
+    calls: Counter[str] = Counter()
+    kube_runner, kube_url = await _kube_api(calls)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    (workdir / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
+        f"clusters: [{{name: b, cluster: {{server: '{kube_url}'}}}}]\n"
+        "contexts: [{name: b, context: {cluster: b, user: b}}]\nusers: [{name: b, user: {token: t}}]\n")
+    (workdir / "chatops.yaml").write_text(json.dumps({
+        "alerts": {"post_interval": post_interval, "edit_interval": 0.2},
+        "playbooks": {"HighErrorRate": {"steps": ["pods {deployment} -n {namespace}", "events -n {namespace}"]}},
+    }))
+    async with FakeSlack() as slack:
+        env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": "bench-secret",
+               "SLACK_API_URL": slack.api_url, "PORT": "0", "KUBECONFIG": str(workdir / "kubeconfig"),
+               "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "STATE_URL": f"sqlite:///{workdir}/state.db",
+               "CHATOPS_CONFIG": str(workdir / "chatops.yaml")}
+        bot = await app.start_bot(load_settings(env, mode="serve"), host="127.0.0.1")
+        url = f"http://127.0.0.1:{bot.port}/alertmanager"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+            first, full = [], []
+            for run in range(ROUNDS):
+                slack.reset()
+                start = time.perf_counter()
+                await http.post(url, json=_body(1, run), headers=headers)
+                await slack.wait_for(lambda c: c.method == "chat.postMessage" and bool(c.params.get("thread_ts")),
+                                     timeout=30)
+                first.append(time.perf_counter() - start)
+                await bot.threads.drain()
+                full.append(time.perf_counter() - start)
+            print(f"one alert ({ROUNDS} runs): first reply median {statistics.median(first) * 1000:.0f} ms "
+                  f"(max {max(first) * 1000:.0f}); full report median {statistics.median(full) * 1000:.0f} ms "
+                  f"(max {max(full) * 1000:.0f})")
+
+            slack.reset()
+            calls.clear()
+            bot.runtime.clients.cache.clear()  # the storm starts cold
+            start = time.perf_counter()
+            await http.post(url, json=_body(storm, 999), headers=headers)
+            await bot.threads.drain()
+            drain = time.perf_counter() - start
+        roots = [m for m in slack.messages() if m.thread_ts is None]
+        replies = [m for m in slack.messages() if m.thread_ts is not None]
+        slack_calls = Counter(c.method for c in slack.calls)
+        print(f"storm of {storm} alerts, post interval {post_interval} s per channel: drained in {drain:.1f} s; "
+              f"{len(roots)} alert posts, {len(replies)} thread replies, Slack calls {dict(slack_calls)}, "
+              f"429s {slack.ratelimited_count}")
+        print(f"  Kubernetes API calls: {sum(calls.values())} for {storm * 3} reads asked "
+              f"(pods = deployment + pod list, events = 1 list, per alert)")
+        posts = len(roots) + len(replies)
+        print(f"  at Slack's ~1 message/s per channel the {posts} posts of this storm in one channel need "
+              f">= {posts} s; edits are not paced per channel")
+        await bot.stop()
+    await kube_runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--storm", type=int, default=300)
+    parser.add_argument("--post-interval", type=float, default=0.01)
+    options = parser.parse_args()
+    asyncio.run(main(options.storm, options.post_interval))
