@@ -140,10 +140,12 @@ def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertTh
     # LEAD-TODO: enable once every command of issue 4 is in the table.
     # validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
 
-    async def active() -> list:  # type: ignore[type-arg]
-        return await clients.cache.get(
-            ("alertmanager.active",),
-            lambda: fetch_active(clients.http, settings.alertmanager_url, settings.diagnostic_timeout))
+    async def active(fresh: bool = False) -> list:  # type: ignore[type-arg]
+        def fetch():  # type: ignore[no-untyped-def]
+            return fetch_active(clients.http, settings.alertmanager_url, settings.diagnostic_timeout)
+
+        # Many posts at once (a storm) share one answer; "is it still active?" must be fresh.
+        return await (fetch() if fresh else clients.cache.get(("alertmanager.active",), fetch))
 
     def links(alert):  # type: ignore[no-untyped-def]
         out = [("Prometheus", alert.generator_url), ("Runbook", alert.runbook_url)]

@@ -97,7 +97,7 @@ class AlertThreads:
         playbooks: Playbooks,
         table: CommandTable,
         context: Context,
-        fetch_active: Callable[[], Awaitable[list[Alert]]] | None,
+        fetch_active: Callable[..., Awaitable[list[Alert]]] | None,
         links: Callable[[Alert], list[tuple[str, str]]] = lambda alert: [],
         track: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
         clock: Callable[[], float] = time.time,
@@ -200,7 +200,7 @@ class AlertThreads:
             state = await self.store.get(f"thread:post:{fingerprint}")
             if state and state.get("status") == "firing" and state.get("channel") == channel:
                 candidates.append(_stored_alert(state))
-        active = {a.fingerprint for a in await self.fetch_active()} if self.fetch_active else set()
+        active = {a.fingerprint for a in await self.fetch_active(fresh=True)} if self.fetch_active else set()
         for alert in match_post(post, candidates):
             if alert.fingerprint not in active:
                 await self._resolve(f"thread:post:{alert.fingerprint}", alert)

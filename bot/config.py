@@ -49,6 +49,7 @@ class Settings:
     kibana_url: str = ""
     aws_region: str = ""
     aws_endpoint_url: str = ""
+    target_group_arn: str = ""  # the runbook's $TARGET_GROUP_ARN, for `elb`
     database_url: str = ""
     # The bot's own state and process
     state_url: str = "sqlite:///chatops-state.db"
@@ -148,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
     values["elasticsearch_password"] = get("ELASTICSEARCH_PASSWORD")
     values["elasticsearch_api_key"] = get("ELASTICSEARCH_API_KEY")
     values["aws_region"] = get("AWS_REGION") or get("AWS_DEFAULT_REGION")
+    values["target_group_arn"] = get("TARGET_GROUP_ARN")
     if get("DATABASE_URL"):
         values["database_url"] = _database_url(get("DATABASE_URL"))
     if get("STATE_URL"):
