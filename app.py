@@ -137,8 +137,7 @@ def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertTh
     settings, clients = runtime.settings, runtime.clients
     config = alert_settings(settings)
     playbooks = load_playbooks(settings.sections)
-    # LEAD-TODO: enable once every command of issue 4 is in the table.
-    # validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
+    validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
 
     async def active(fresh: bool = False) -> list:  # type: ignore[type-arg]
         def fetch():  # type: ignore[no-untyped-def]

@@ -69,9 +69,13 @@ class Clients:
                 clients.elasticsearch = _elasticsearch(settings)
             if settings.prometheus_url:
                 from prometheus_api_client import PrometheusConnect
+                from urllib3.util.retry import Retry
 
                 clients.prometheus = PrometheusConnect(
-                    settings.prometheus_url, disable_ssl=False, timeout=settings.diagnostic_timeout
+                    # No retries: the library's default backs off ~6 s on a refused connection or
+                    # a 503, which would turn "connection refused" into "timed out after 5 s".
+                    settings.prometheus_url, disable_ssl=False, timeout=settings.diagnostic_timeout,
+                    retry=Retry(total=0),
                 )
         except BaseException:
             await clients.close()

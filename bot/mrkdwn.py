@@ -8,6 +8,9 @@ documents; everything else is left alone so log lines stay readable.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+
+from diagnostics.result import FileAttachment
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -65,3 +68,11 @@ def redact(text: str, secrets: "list[str] | tuple[str, ...]" = ()) -> str:
 def safe(text: object) -> str:
     """Backend or user text on its way to Slack: credential-shaped strings hidden, then escaped."""
     return escape(redact(str(text)))
+
+
+def safe_file(file: FileAttachment) -> FileAttachment:
+    """A text file on its way to Slack, with credential-shaped strings hidden (logs carry them)."""
+    if not file.mimetype.startswith("text/"):
+        return file
+    text = file.content.decode("utf-8", errors="replace")
+    return replace(file, content=redact(text).encode("utf-8"))

@@ -16,6 +16,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.mrkdwn import safe_file
 from diagnostics.result import FileAttachment
 
 
@@ -54,6 +55,7 @@ class Poster:
         self.updated += 1
 
     async def upload(self, channel: str, file: FileAttachment, thread_ts: str | None = None) -> None:
+        file = safe_file(file)
         async with self._locks[channel]:
             await self._turn(channel)
             await self.client.files_upload_v2(channel=channel, file=file.content, filename=file.filename,

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import UsageError
-from bot.mrkdwn import code, escape, safe
+from bot.mrkdwn import code, escape, safe, safe_file
 from bot.render import Message, help_message, report_message, usage_message
 from bot.report import Report, describe_exception
 from bot.runners import execute
@@ -104,7 +104,7 @@ async def _upload_files(client: AsyncWebClient, respond: AsyncRespond, channel: 
         await respond(response_type="ephemeral",
                       text=f":paperclip: {len(files)} file(s) not shared: invite the bot to this channel to get them.")
         return
-    for file in files:
+    for file in map(safe_file, files):
         try:
             await client.files_upload_v2(channel=channel, file=file.content,
                                          filename=file.filename, title=file.title or file.filename)

@@ -1,7 +1,123 @@
-"""aws checks. (Being written.)"""
+"""AWS checks (boto3, run off the event loop): `rds`, `elb`, `cache`.
+
+Each takes an optional name; without one it uses chatops.yaml's default, and with none
+configured it shows the first resource found and says so. chatops.yaml, all optional:
+
+    aws:
+      rds_instance: claude-db
+      target_group_arn: arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/api/0123456789abcdef
+      cache_cluster: claude-cache
+
+The target group may also come from the TARGET_GROUP_ARN variable, as in the runbook.
+"""
 
 from __future__ import annotations
 
-from bot.commands import Command
+import re
+from typing import TYPE_CHECKING, Awaitable, Callable
 
-COMMANDS: list[Command] = []
+from bot.checks.common import Check, run_checks
+from bot.checks.logs import string_section
+from bot.commands import Arg, Command, Context
+from bot.errors import UsageError
+from bot.report import Report
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from diagnostics.aws import Aws
+    from diagnostics.result import Result
+
+
+def _name(pattern: str, rule: str) -> Callable[[str, str], str]:
+    compiled = re.compile(pattern)
+
+    def convert(value: str, what: str) -> str:
+        if not compiled.match(value):
+            raise UsageError(f"`{value}` is not a valid {what}: {rule}")
+        return value
+
+    return convert
+
+
+rds_instance = _name(r"^[A-Za-z][A-Za-z0-9-]{0,62}$", "a letter, then letters, digits and '-' (at most 63)")
+cache_cluster = _name(r"^[A-Za-z][A-Za-z0-9-]{0,49}$", "a letter, then letters, digits and '-' (at most 50)")
+target_group = _name(
+    r"^(arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+"
+    r"|[A-Za-z0-9-]{1,32})$",
+    "a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/name/id) or name",
+)
+
+_SECTION = {"rds_instance": "", "target_group_arn": "", "cache_cluster": ""}
+_CONVERTERS = {"rds_instance": rds_instance, "target_group_arn": target_group, "cache_cluster": cache_cluster}
+
+
+def aws_defaults(settings: "Settings") -> dict[str, str]:
+    """The default names from chatops.yaml's `aws:` section ("" when not set)."""
+    defaults = string_section(settings, "aws", _SECTION, _CONVERTERS)
+    # TARGET_GROUP_ARN, as the runbook exports it, once Settings carries it.
+    defaults["target_group_arn"] = defaults["target_group_arn"] or getattr(settings, "target_group_arn", "")
+    return defaults
+
+
+def validate(settings: "Settings") -> None:
+    aws_defaults(settings)
+
+
+async def rds(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.aws import rds_status
+
+    return await _run(ctx, "RDS", rds_status, args["instance"] or aws_defaults(ctx.settings)["rds_instance"])
+
+
+async def elb(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.aws import target_health
+
+    return await _run(ctx, "Target group", target_health,
+                      args["target_group"] or aws_defaults(ctx.settings)["target_group_arn"])
+
+
+async def cache(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.aws import cache_status
+
+    return await _run(ctx, "ElastiCache", cache_status,
+                      args["cluster"] or aws_defaults(ctx.settings)["cache_cluster"])
+
+
+async def _run(ctx: Context, what: str, diagnostic: "Callable[[Aws, str | None], Awaitable[Result]]",
+               name: object) -> Report:
+    from diagnostics.aws import Aws
+
+    aws = Aws(ctx.clients.aws, ctx.clients.blocking.run, ctx.clients.cache)
+    title = f"{what} · {name}" if name else what
+    check = Check(title, "aws", lambda: diagnostic(aws, str(name) if name else None))
+    return Report(title=title, results=await run_checks(ctx, [check]))
+
+
+COMMANDS = [
+    Command(
+        "rds",
+        "RDS instance status, class, engine, storage, Multi-AZ, pending maintenance, CPU and connections",
+        (Arg("instance", "DB instance identifier (default: aws.rds_instance)", required=False,
+             convert=rds_instance),),
+        run=rds,
+        backend="aws",
+        example="rds claude-db",
+    ),
+    Command(
+        "elb",
+        "Load balancer target group health, unhealthy targets first with the reason",
+        (Arg("target_group", "target group ARN or name (default: aws.target_group_arn or TARGET_GROUP_ARN)",
+             required=False, convert=target_group, metavar="target-group"),),
+        run=elb,
+        backend="aws",
+        example="elb api-targets",
+    ),
+    Command(
+        "cache",
+        "ElastiCache cluster status, engine, nodes and CPU",
+        (Arg("cluster", "cache cluster id (default: aws.cache_cluster)", required=False, convert=cache_cluster),),
+        run=cache,
+        backend="aws",
+        example="cache claude-cache",
+    ),
+]

@@ -1,7 +1,129 @@
-"""logs checks. (Being written.)"""
+"""Elasticsearch log checks: `errors` and `slow`, the runbook's log queries.
+
+chatops.yaml, all optional (the runbook's defaults shown):
+
+    elasticsearch:
+      index: claude-deployment-logs-*
+      app_field: kubernetes.labels.app
+      default_app: claude-deployment-api
+      message_field: log
+      level_field: level
+      endpoint_field: endpoint.keyword
+      response_time_field: response_time   # milliseconds
+      timestamp_field: "@timestamp"
+"""
 
 from __future__ import annotations
 
-from bot.commands import Command
+import dataclasses
+import re
+from typing import TYPE_CHECKING, Awaitable, Callable
 
-COMMANDS: list[Command] = []
+from bot.args import duration, integer
+from bot.checks.common import Check, run_checks
+from bot.commands import Arg, Command, Context
+from bot.config import ConfigError
+from bot.errors import UsageError
+from bot.report import Report
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from diagnostics.logs import LogFields
+    from diagnostics.result import Result
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+
+SINCE = Arg("since", "how far back (e.g. 15m, 1h, 1d; default 1h)", flags=("--since",), required=False,
+            convert=duration, metavar="duration", default=3600)
+
+
+def app_label(value: str, what: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise UsageError(f"`{value}` is not a valid {what} label value: letters, digits, '-', '_', '.'")
+    return value
+
+
+def string_section(
+    settings: "Settings",
+    section: str,
+    defaults: dict[str, str],
+    converters: dict[str, Callable[[str, str], str]] | None = None,
+) -> dict[str, str]:
+    """A chatops.yaml section of string settings, checked, with the defaults filled in.
+
+    Only the keys of `defaults` are accepted; each value must be a non-empty string and
+    pass its converter (a bot.args-style converter: UsageError on a bad value).
+    """
+    where = settings.config_file or "chatops.yaml"
+    raw = settings.sections.get(section) or {}
+    out = dict(defaults)
+    for key, value in raw.items():
+        if key not in defaults:
+            raise ConfigError(f"{where}: unknown setting {section}.{key} (known: {', '.join(defaults)})")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: {section}.{key} must be a non-empty string, not {value!r}")
+        convert = (converters or {}).get(key)
+        try:
+            out[key] = convert(value.strip(), key) if convert else value.strip()
+        except UsageError as e:
+            raise ConfigError(f"{where}: {section}.{key}: {e.message}") from None
+    return out
+
+
+def log_fields(settings: "Settings") -> "LogFields":
+    from diagnostics.logs import LogFields
+    from diagnostics.result import Result
+
+    defaults = {f.name: f.default for f in dataclasses.fields(LogFields)}
+    return LogFields(**string_section(settings, "elasticsearch", defaults, {"default_app": app_label}))
+
+
+def validate(settings: "Settings") -> None:
+    log_fields(settings)
+
+
+async def errors(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.logs import error_logs, human_duration
+
+    app = str(args["app"] or log_fields(ctx.settings).default_app)
+    since = int(args["since"])  # type: ignore[call-overload]
+    return await _search(ctx, f"Errors · {app} · last {human_duration(since)}", error_logs, app, since)
+
+
+async def slow(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.logs import human_duration, slow_requests
+
+    min_ms, since = int(args["min_ms"]), int(args["since"])  # type: ignore[call-overload]
+    return await _search(ctx, f"Slow requests · ≥ {min_ms} ms · last {human_duration(since)}", slow_requests,
+                         min_ms, since)
+
+
+async def _search(ctx: Context, title: str, diagnostic: Callable[..., Awaitable[Result]], *args: object) -> Report:
+    from diagnostics.logs import LogSearch
+
+    s = ctx.settings
+    logs = LogSearch(ctx.clients.elasticsearch, log_fields(s), s.diagnostic_timeout, s.kibana_url,
+                     ctx.clients.cache)
+    check = Check(title, "elasticsearch", lambda: diagnostic(logs, *args))
+    return Report(title=title, results=await run_checks(ctx, [check]))
+
+
+COMMANDS = [
+    Command(
+        "errors",
+        "Newest error log lines of an app and the error count per endpoint (Elasticsearch)",
+        (Arg("app", "app label (default from chatops.yaml)", required=False, convert=app_label), SINCE),
+        run=errors,
+        backend="elasticsearch",
+        example="errors claude-deployment-api --since 30m",
+    ),
+    Command(
+        "slow",
+        "The slowest requests in the logs, slowest first (Elasticsearch)",
+        (Arg("min_ms", "only requests at least this slow, in ms (default 1000)", flags=("--min-ms",),
+             required=False, convert=integer(1, 3_600_000), metavar="ms", default=1000), SINCE),
+        run=slow,
+        backend="elasticsearch",
+        example="slow --min-ms 2000 --since 15m",
+    ),
+]

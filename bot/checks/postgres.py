@@ -1,7 +1,46 @@
-"""postgres checks. (Being written.)"""
+"""PostgreSQL checks (DATABASE_URL): `db` and `db top`."""
 
 from __future__ import annotations
 
-from bot.commands import Command
+from dataclasses import dataclass
 
-COMMANDS: list[Command] = []
+from bot.args import choice
+from bot.checks.common import Check, run_checks
+from bot.commands import Arg, Command, Context
+from bot.report import Report
+
+
+@dataclass(frozen=True)
+class Word(Arg):
+    """An optional literal word (a subcommand such as `top`), shown as itself in the usage."""
+
+    @property
+    def usage(self) -> str:
+        return f"[{self.metavar or self.name}]"
+
+
+async def db(ctx: Context, args: dict[str, object]) -> Report:
+    from diagnostics.postgres import database_health, top_statements
+
+    url, timeout, cache = ctx.settings.database_url, ctx.settings.diagnostic_timeout, ctx.clients.cache
+    if args["view"] == "top":
+        title = "PostgreSQL · top statements"
+        check = Check(title, "database", lambda: top_statements(url, timeout=timeout, cache=cache))
+    else:
+        title = "PostgreSQL"
+        check = Check(title, "database", lambda: database_health(url, timeout=timeout, cache=cache))
+    return Report(title=title, results=await run_checks(ctx, [check]))
+
+
+COMMANDS = [
+    Command(
+        "db",
+        "PostgreSQL round trip, connections in use of max_connections, version; `top`: pg_stat_statements "
+        "top 5 by total time",
+        (Word("view", "`top` for the statements taking the most time", required=False, convert=choice("top"),
+              metavar="top"),),
+        run=db,
+        backend="database",
+        example="db top",
+    ),
+]

@@ -5,7 +5,13 @@
   `connection_reason`);
 * `pods`: the `pods` diagnostic (`pod_status`) and the label-selector helpers;
 * `pod_health`: the pure analysis of pods and deployments (`analyse_pod`,
-  `summarise_deployment`, `humanise_age`) — testable without a server.
+  `summarise_deployment`, `humanise_age`) — testable without a server;
+* `deploy`: the `deploy` diagnostic (`deployment_rollout`, pure `rollout_state`) and the
+  lookups the others share (`read_deployment`, `deployment_pods`, `missing`);
+* `events` (`recent_events`, pure `fold_events`), `nodes` (`node_status`, pure
+  `analyse_node`), `logs` (`workload_logs` with a `LogQuery`, pure `parse_log`/`merge`),
+  `top` (`pod_usage`, pure `analyse_usage`), `configmap` (`configmap_contents`; never
+  Secrets).
 
 Nothing here runs at import: no client is built and no environment is read until
 `make_api_client` is called.
@@ -32,25 +38,58 @@ from diagnostics.kubernetes.pod_health import (
     summarise_deployment,
 )
 from diagnostics.kubernetes.pods import label_selector_string, pod_status, selector_matches
+from diagnostics.kubernetes.deploy import (
+    Rollout,
+    deployment_pods,
+    deployment_rollout,
+    missing,
+    read_deployment,
+    rollout_state,
+)
+from diagnostics.kubernetes.events import MAX_EVENT_ROWS, FoldedEvent, fold_events, involves, recent_events
+from diagnostics.kubernetes.nodes import analyse_node, node_status
+from diagnostics.kubernetes.logs import LogQuery, merge, parse_log, workload_logs
+from diagnostics.kubernetes.top import analyse_usage, pod_usage
+from diagnostics.kubernetes.configmap import configmap_contents
 
 __all__ = [
     "HEALTHY_ROWS_KEPT_WHEN_FOLDED",
+    "MAX_EVENT_ROWS",
     "MAX_MESSAGE_CHARS",
     "POD_COLUMNS",
     "RECENT_RESTART_SECONDS",
     "SERVICE_ACCOUNT_TOKEN",
+    "FoldedEvent",
     "KubernetesConfigError",
+    "LogQuery",
     "PodHealth",
+    "Rollout",
+    "analyse_node",
     "analyse_pod",
+    "analyse_usage",
     "api_error_message",
     "as_deployment",
     "as_pod",
     "call_api",
+    "configmap_contents",
     "connection_reason",
+    "deployment_pods",
+    "deployment_rollout",
+    "fold_events",
     "humanise_age",
+    "involves",
     "label_selector_string",
     "make_api_client",
+    "merge",
+    "missing",
+    "node_status",
+    "parse_log",
     "pod_status",
+    "pod_usage",
+    "read_deployment",
+    "recent_events",
+    "rollout_state",
     "selector_matches",
     "summarise_deployment",
+    "workload_logs",
 ]

@@ -259,3 +259,23 @@ async def test_listening_can_be_restricted_to_named_channels(
     await bot.threads.drain()
     assert thread(fake_slack, fake_slack.channel_id("#alerts-critical"), "1.000002")
     assert not thread(fake_slack, fake_slack.channel_id("#random"), "1.000001")
+
+
+async def test_slack_retrying_the_same_event_gets_no_second_reply(bot, alertmanager, http, fake_slack, signing_secret):
+    from tests.slack_requests import send_event
+
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"}}])
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    event = {"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+             "attachments": post["attachments"], "channel": "C0ALERTS", "ts": "1732500777.000100"}
+    url = f"http://127.0.0.1:{bot.port}/slack/events"
+    first = await send_event(http, url, signing_secret, event, event_id="Ev0RETRY")
+    retry = await send_event(http, url, signing_secret, event, event_id="Ev0RETRY", retry_num=1,
+                             retry_reason="http_timeout")
+    assert first.status == retry.status == 200
+    await fake_slack.wait_for("chat.update", timeout=15)
+    await bot.threads.drain()
+    assert len(thread(fake_slack, "C0ALERTS", "1732500777.000100")) == 1
+    metrics = await (await http.get(f"http://127.0.0.1:{bot.port}/metrics")).text()
+    assert 'chatops_requests_total{kind="event",outcome="duplicate"} 1.0' in metrics

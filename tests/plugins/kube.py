@@ -7,6 +7,9 @@
   `pending_unschedulable`, `running_not_ready`) — plain dicts shaped like the API's.
 * `seed_checkout_prod(kube)` — the standard scene: `prod/checkout` with one ready, one
   crashlooping and one OOMKilled pod, and another app's pod in the same namespace.
+* more of the cluster for the other diagnostics: `seed_event`, `seed_node` (with the
+  `node` builder), `seed_configmap`, `seed_replicaset` (seed_deployment seeds the current
+  one), `set_log` (what `pods/<name>/log` answers), `seed_pod_metrics` (metrics.k8s.io).
 
 kmock quirks these fixtures absorb (kmock 0.8):
 
@@ -19,18 +22,29 @@ kmock quirks these fixtures absorb (kmock 0.8):
 * `("v1/pods", ns, name) in kmock.objects` is always False: `__contains__` does not parse
   the resource string as `__getitem__`/`__setitem__` do (use `kmock.resource(...)` keys);
 * a resource with no objects lists as 404 "Resource Not Found" unless declared in
-  `kmock.resources`; the `kube` fixture declares pods, namespaces, events, deployments;
+  `kmock.resources`; the `kube` fixture declares the resources in RESOURCES;
 * no controller runs: a deployment's `status` is whatever is seeded (derived here from
-  the seeded pods unless given).
+  the seeded pods unless given);
+* it has no `pods/<name>/log` subresource (it would answer the pod as JSON): the fixture
+  serves one as text/plain from `set_log`, honouring tailLines, sinceSeconds (against
+  NOW), timestamps, previous and limitBytes;
+* a callable answering a `kmock.Response` merges that Response's status and headers into
+  the reaction itself, so every answer of the log reaction sets its own Content-Type;
+* metrics.k8s.io is not served (404, as without metrics-server) until `seed_pod_metrics`
+  declares the resource and stores PodMetrics objects, which kmock then lists;
+* the requests it received are not `kmock.requests`: iterate `kmock` itself;
+* error answers carry a Python traceback in the Status `details` (clients ignore it).
 
 All timestamps are relative to `NOW`; pass `now=NOW` to the diagnostic for stable ages.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import re
+import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -55,12 +69,31 @@ RESOURCES = [
     ("v1/events", "Event", True),
     ("apps/v1/deployments", "Deployment", True),
     ("apps/v1/replicasets", "ReplicaSet", True),
+    ("v1/nodes", "Node", False),
+    ("v1/configmaps", "ConfigMap", True),
+    # No v1/secrets on purpose: nothing in the bot may read them, so any request for one
+    # is a 404 and stays visible in kmock.requests.
 ]
+METRICS_RESOURCE = "metrics.k8s.io/v1beta1/pods"
 
 
 def ts(ago: timedelta) -> str:
     """An RFC 3339 timestamp `ago` before NOW, as the API writes them."""
     return (NOW - ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log_stamp(at: datetime) -> str:
+    """A log line's timestamp as the kubelet writes it with timestamps=true (RFC 3339, nanoseconds)."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond:06d}000Z"
+
+
+LogLines = list[tuple[timedelta, str]]
+
+
+def log_lines(*texts: str, start: timedelta = timedelta(minutes=10),
+              step: timedelta = timedelta(seconds=1)) -> LogLines:
+    """(ago, text) pairs for `set_log`: the first text `start` before NOW, then one every `step`."""
+    return [(start - i * step, text) for i, text in enumerate(texts)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,6 +279,63 @@ def running_not_ready(*, name: str | None = None, image: str = DEFAULT_IMAGE, no
     )
 
 
+# What the kubelet reports per pressure condition: (reason, message) when fine, then when not.
+_PRESSURE_WORDING = {
+    "MemoryPressure": ("KubeletHasSufficientMemory", "kubelet has sufficient memory available",
+                       "KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+    "DiskPressure": ("KubeletHasNoDiskPressure", "kubelet has no disk pressure",
+                     "KubeletHasDiskPressure", "kubelet has disk pressure"),
+    "PIDPressure": ("KubeletHasSufficientPID", "kubelet has sufficient PID available",
+                    "KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+}
+
+
+def node(
+    name: str, *, ready: bool = True, pressures: Iterable[str] = (), unschedulable: bool = False,
+    roles: Iterable[str] = ("worker",), kubelet: str = "v1.30.4", age: timedelta = timedelta(days=30),
+    not_ready_for: timedelta = timedelta(minutes=7), not_ready_reason: str = "NodeStatusUnknown",
+    not_ready_message: str = "Kubelet stopped posting node status.",
+) -> dict[str, Any]:
+    """A node like `kubectl get node -o json`; `pressures` names conditions that are True
+    (MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable)."""
+    pressures = set(pressures)
+
+    def cond(kind: str, ok: bool, reason: str, message: str, since: timedelta = age) -> dict[str, Any]:
+        return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message,
+                "lastHeartbeatTime": ts(timedelta(seconds=20)), "lastTransitionTime": ts(since)}
+
+    conditions = [cond("NetworkUnavailable", "NetworkUnavailable" in pressures,
+                       "NoRouteCreated" if "NetworkUnavailable" in pressures else "RouteCreated",
+                       "node has no route" if "NetworkUnavailable" in pressures else "route created")]
+    for kind, (ok_reason, ok_message, bad_reason, bad_message) in _PRESSURE_WORDING.items():
+        if kind in pressures:
+            conditions.append(cond(kind, True, bad_reason, bad_message, timedelta(minutes=4)))
+        else:
+            conditions.append(cond(kind, False, ok_reason, ok_message))
+    if ready:
+        conditions.append(cond("Ready", True, "KubeletReady", "kubelet is posting ready status"))
+    else:
+        conditions.append({**cond("Ready", False, not_ready_reason, not_ready_message, not_ready_for),
+                           "status": "Unknown" if not_ready_reason == "NodeStatusUnknown" else "False"})
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+              **{f"node-role.kubernetes.io/{role}": "" for role in roles}}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "creationTimestamp": ts(age), "uid": _uid("node", name)},
+        "spec": {"unschedulable": True} if unschedulable else {},
+        "status": {
+            "conditions": conditions,
+            "nodeInfo": {
+                "architecture": "amd64", "bootID": _uid("boot", name),
+                "containerRuntimeVersion": "containerd://1.7.13", "kernelVersion": "6.1.0-18-cloud-amd64",
+                "kubeProxyVersion": kubelet, "kubeletVersion": kubelet,
+                "machineID": hashlib.md5(name.encode()).hexdigest(), "operatingSystem": "linux",
+                "osImage": "Debian GNU/Linux 12 (bookworm)", "systemUUID": _uid("system", name),
+            },
+        },
+    }
+
+
 def is_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in pod.get("status", {}).get("conditions", []))
@@ -262,6 +352,9 @@ class KubeCluster:
     url: str
     kubeconfig_path: str
     namespaces: set[str] = field(default_factory=set)
+    pods: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name), for the log handler
+    # (namespace, pod, previous?) -> the container's log as (when, text) lines
+    logs: dict[tuple[str, str, bool], list[tuple[datetime, str]]] = field(default_factory=dict)
 
     def seed_namespace(self, name: str) -> None:
         self.namespaces.add(name)
@@ -276,6 +369,7 @@ class KubeCluster:
         pod = copy.deepcopy(pod)
         pod["metadata"]["namespace"] = namespace
         self.kmock.objects["v1/pods", namespace, pod["metadata"]["name"]] = pod
+        self.pods.add((namespace, pod["metadata"]["name"]))
         return pod
 
     def seed_deployment(
@@ -288,8 +382,10 @@ class KubeCluster:
         status: Mapping[str, Any] | None = None,
         pods: Iterable[Pod] = (),
         image: str = DEFAULT_IMAGE,
+        rolled_out: timedelta = timedelta(days=1),
     ) -> dict[str, Any]:
-        """A deployment, its pods adopted (names, labels, owner) and, unless given, its status.
+        """A deployment, its current ReplicaSet (revision 3, created `rolled_out` ago), its pods
+        adopted (names, labels, owner) and, unless given, its status.
 
         `replicas` defaults to the number of pods; `labels` to {"app": name}.
         """
@@ -334,7 +430,93 @@ class KubeCluster:
             "status": dict(status) if status is not None else _derived_status(replicas, pods),
         }
         self.kmock.objects["apps/v1/deployments", namespace, name] = deployment
+        self.seed_replicaset(deployment, template_hash, revision=3, created=rolled_out, replicas=replicas,
+                             ready=sum(1 for p in pods if is_ready(p)), image=image)
         return deployment
+
+    def seed_replicaset(self, deployment: Mapping[str, Any], template_hash: str, *, revision: int,
+                        created: timedelta, replicas: int, ready: int = 0, image: str = DEFAULT_IMAGE) -> str:
+        """A ReplicaSet owned by `deployment`, named `<deployment>-<template_hash>`; returns the name."""
+        meta = deployment["metadata"]
+        name, namespace = f"{meta['name']}-{template_hash}", meta["namespace"]
+        labels = {**deployment["spec"]["selector"]["matchLabels"], "pod-template-hash": template_hash}
+        self.kmock.objects["apps/v1/replicasets", namespace, name] = {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": name, "namespace": namespace, "labels": labels, "creationTimestamp": ts(created),
+                "uid": _uid(namespace, name),
+                "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
+                                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": {
+                "replicas": replicas, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels},
+                             "spec": {"containers": [_container_spec(image, "512Mi", readiness_probe=True)]}},
+            },
+            "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready},
+        }
+        return name
+
+    def seed_event(
+        self, namespace: str, involved: str, reason: str, message: str, *, type: str = "Warning",
+        count: int = 1, last_seen: timedelta = timedelta(minutes=1), first_seen: timedelta | None = None,
+    ) -> dict[str, Any]:
+        """A core/v1 Event about `involved` ("Pod/checkout-abc-x1"), as the kubelet or a controller
+        records it: `count` occurrences, the first `first_seen` and the last `last_seen` ago."""
+        self.seed_namespace(namespace)
+        kind, _, obj = involved.partition("/")
+        first_seen = first_seen or last_seen
+        name = f"{obj}.{hashlib.sha1(f'{involved}/{reason}/{message}/{last_seen}'.encode()).hexdigest()[:16]}"
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": ts(first_seen)},
+            "involvedObject": {"apiVersion": "apps/v1" if kind in ("Deployment", "ReplicaSet") else "v1",
+                               "kind": kind, "name": obj, "namespace": namespace,
+                               "uid": _uid(namespace, obj)},
+            "reason": reason, "message": message, "type": type, "count": count,
+            "firstTimestamp": ts(first_seen), "lastTimestamp": ts(last_seen),
+            "source": {"component": "kubelet" if kind == "Pod" else "deployment-controller"},
+            "reportingComponent": "", "reportingInstance": "",
+        }
+        self.kmock.objects["v1/events", namespace, name] = event
+        return event
+
+    def seed_node(self, node_object: Mapping[str, Any]) -> None:
+        name = node_object["metadata"]["name"]
+        self.kmock.objects["v1/nodes", None, name] = copy.deepcopy(dict(node_object))
+
+    def seed_configmap(self, namespace: str, name: str, data: Mapping[str, str],
+                       binary_data: Mapping[str, bytes] | None = None) -> None:
+        self.seed_namespace(namespace)
+        configmap: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "ConfigMap", "data": dict(data),
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": ts(timedelta(days=3))},
+        }
+        if binary_data:
+            configmap["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary_data.items()}
+        self.kmock.objects["v1/configmaps", namespace, name] = configmap
+
+    def set_log(self, namespace: str, pod: str, lines: LogLines, *, previous: bool = False) -> None:
+        """What `GET …/pods/<pod>/log` answers (`previous=True`: the last terminated container's log).
+
+        `pod` is the full name, or for a pod seeded by seed_deployment its suffix: the one pod
+        of `namespace` whose name ends with `-<pod>`."""
+        if (namespace, pod) not in self.pods:
+            (pod,) = [name for ns, name in self.pods if ns == namespace and name.endswith(f"-{pod}")]
+        self.logs[namespace, pod, previous] = [(NOW - ago, text) for ago, text in lines]
+
+    def seed_pod_metrics(self, namespace: str, pod: str, usage: Mapping[str, tuple[str, str]]) -> None:
+        """metrics-server's PodMetrics: container -> (cpu, memory) usage, e.g. {"app": ("412m", "498Mi")}.
+        The first call makes metrics.k8s.io served at all."""
+        self.kmock.resources[METRICS_RESOURCE] = kmock_lib.ResourceInfo(kind="PodMetrics", namespaced=True)
+        self.kmock.objects[METRICS_RESOURCE, namespace, pod] = {
+            "kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": {"name": pod, "namespace": namespace, "creationTimestamp": ts(timedelta(0))},
+            "timestamp": ts(timedelta(seconds=30)), "window": "30s",
+            "containers": [{"name": c, "usage": {"cpu": cpu, "memory": memory}}
+                           for c, (cpu, memory) in usage.items()],
+        }
 
 
 def _derived_status(replicas: int, pods: list[Pod]) -> dict[str, Any]:
@@ -407,6 +589,33 @@ def _serve_namespace(kube: KubeCluster) -> Any:
     return serve
 
 
+def _serve_log(kube: KubeCluster) -> Any:
+    # kmock has no `log` subresource; a real API server answers it as text/plain.
+    def serve(request: kmock_lib.Request) -> Any:
+        namespace, pod, params = request.namespace or "", request.name or "", request.params
+        if (namespace, pod) not in kube.pods:
+            return kmock_lib.KubernetesError(status=404, reason="NotFound", message=f'pods "{pod}" not found')
+        previous = params.get("previous") == "true"
+        lines = kube.logs.get((namespace, pod, previous))
+        if lines is None and previous:
+            return kmock_lib.KubernetesError(
+                status=400, reason="BadRequest",
+                message=f'previous terminated container "app" in pod "{pod}" not found')
+        lines = lines or []
+        if "sinceSeconds" in params:
+            since = NOW - timedelta(seconds=int(params["sinceSeconds"]))
+            lines = [(at, text) for at, text in lines if at >= since]
+        if "tailLines" in params:
+            lines = lines[len(lines) - min(int(params["tailLines"]), len(lines)):]
+        stamped = params.get("timestamps") == "true"
+        body = "".join(f"{log_stamp(at)} {text}\n" if stamped else f"{text}\n" for at, text in lines).encode()
+        if "limitBytes" in params:
+            body = body[: int(params["limitBytes"])]
+        return kmock_lib.Response(status=200, payload=body, headers={"Content-Type": "text/plain"})
+
+    return serve
+
+
 # ---------------------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------------------
@@ -424,6 +633,7 @@ async def kube(kmock: kmock_lib.KubernetesEmulator, tmp_path: Path) -> AsyncIter
         kmock.resources[resource] = kmock_lib.ResourceInfo(kind=kind, namespaced=namespaced)
     # Below the default priority, so a test's own reaction (e.g. a 403) wins.
     (kmock ** -1)["get", re.compile(r"/api/v1/namespaces/[^/]+")] << _serve_namespace(cluster)
+    (kmock ** -1)["get", re.compile(r"/api/v1/namespaces/[^/]+/pods/[^/]+/log")] << _serve_log(cluster)
     # The official client asks for `/version/`; a real API server answers it like `/version`,
     # kmock only the latter.
     (kmock ** -1)["get", re.compile(r"^/version/$")] << kmock._serve_server_version
@@ -434,6 +644,21 @@ async def kube(kmock: kmock_lib.KubernetesEmulator, tmp_path: Path) -> AsyncIter
 async def kube_api(kube: KubeCluster) -> AsyncIterator[Any]:
     """A real `kubernetes.aio` ApiClient talking to kmock over HTTP; closed at teardown."""
     api = await make_api_client(kube.kubeconfig_path)
+    assert api is not None
+    try:
+        yield api
+    finally:
+        await api.close()
+
+
+@pytest.fixture
+async def unreachable_kube_api(tmp_path: Path) -> AsyncIterator[Any]:
+    """An ApiClient whose kubeconfig points at a loopback port nothing listens on;
+    `api.configuration.host` is that URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = await make_api_client(str(write_kubeconfig(tmp_path / "unreachable", f"http://127.0.0.1:{port}")))
     assert api is not None
     try:
         yield api

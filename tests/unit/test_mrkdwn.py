@@ -27,3 +27,13 @@ def test_redact_hides_tokens_passwords_and_known_secrets():
     for secret in ("xoxb-123", "abc.def", ":pw@", "mysecretvalue", "AKIAABCDEFGHIJKLMNOP"):
         assert secret not in out
     assert "postgresql://u:[redacted]@db/app" in out
+
+
+def test_text_files_lose_their_credentials_and_images_are_untouched():
+    from bot.mrkdwn import safe_file
+    from diagnostics.result import FileAttachment
+
+    log = FileAttachment("logs.txt", b"connecting to postgresql://app:s3cret@db/app\nok", mimetype="text/plain")
+    assert b"s3cret" not in safe_file(log).content and b"ok" in safe_file(log).content
+    png = FileAttachment("chart.png", b"\x89PNG postgresql://app:s3cret@db", mimetype="image/png")
+    assert safe_file(png) is png
