@@ -279,3 +279,21 @@ async def test_slack_retrying_the_same_event_gets_no_second_reply(bot, alertmana
     assert len(thread(fake_slack, "C0ALERTS", "1732500777.000100")) == 1
     metrics = await (await http.get(f"http://127.0.0.1:{bot.port}/metrics")).text()
     assert 'chatops_requests_total{kind="event",outcome="duplicate"} 1.0' in metrics
+
+
+async def test_alertmanager_posting_with_the_bots_own_token_is_not_dropped_as_a_self_event(
+    bot, alertmanager, http, fake_slack, signing_secret
+):
+    from tests.slack_requests import send_event
+
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"}}])
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    # chat.postMessage with the bot's token: the event carries the bot's own bot_id and user.
+    event = {"type": "message", "bot_id": fake_slack.bot_id, "user": fake_slack.bot_user_id, "text": "",
+             "attachments": post["attachments"], "channel": "C0ALERTS", "ts": "1732500888.000100"}
+    result = await send_event(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret, event)
+    assert result.status == 200
+    await fake_slack.wait_for("chat.update", timeout=15)
+    await bot.threads.drain()
+    assert len(thread(fake_slack, "C0ALERTS", "1732500888.000100")) == 1
