@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Source = Literal["webhook", "post"]
 THREAD_TTL = 30 * 86400.0  # state of a thread is kept a month, then forgotten
+OPEN_POST_THREADS = "open-post-threads"  # fingerprints whose Alertmanager-post thread is firing
 
 
 @dataclass(frozen=True)
@@ -190,13 +191,13 @@ class AlertThreads:
                 continue
             state = self._new_state(alert, "post", channel, ts)
             await self.store.put(key, state, ttl=THREAD_TTL)
-            await self._index_post_thread(alert.fingerprint, add=True)
+            await self.store.add(OPEN_POST_THREADS, alert.fingerprint)
             await self._investigate(key, state, alert)
 
     async def _resolve_post(self, post: AlertPost, channel: str) -> None:
-        index = (await self.store.get("index:post-threads")) or {}
+        # The RESOLVED post's alerts are no longer active: match it against the open threads.
         candidates = []
-        for fingerprint in index:
+        for fingerprint in await self.store.members(OPEN_POST_THREADS):
             state = await self.store.get(f"thread:post:{fingerprint}")
             if state and state.get("status") == "firing" and state.get("channel") == channel:
                 candidates.append(_stored_alert(state))
@@ -204,16 +205,7 @@ class AlertThreads:
         for alert in match_post(post, candidates):
             if alert.fingerprint not in active:
                 await self._resolve(f"thread:post:{alert.fingerprint}", alert)
-                await self._index_post_thread(alert.fingerprint, add=False)
-
-    async def _index_post_thread(self, fingerprint: str, *, add: bool) -> None:
-        # Open post threads, for matching the RESOLVED post (its alerts are no longer active).
-        index = (await self.store.get("index:post-threads")) or {}
-        if add:
-            index[fingerprint] = True
-        else:
-            index.pop(fingerprint, None)
-        await self.store.put("index:post-threads", index, ttl=THREAD_TTL)
+                await self.store.discard(OPEN_POST_THREADS, alert.fingerprint)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,6 +227,10 @@ class AlertThreads:
     async def _repeat(self, key: str, state: dict[str, Any]) -> None:
         now = self.clock()
         if now - float(state.get("last_note", 0)) < self.config.cooldown:
+            return
+        # Two repeats at once (replicas, retries) must make one note: one claim per window.
+        window = int(now // self.config.cooldown) if self.config.cooldown else now
+        if not await self.store.claim(f"note:{key}:{state['starts_at']}:{window}", THREAD_TTL):
             return
         state["last_note"] = now
         await self.store.put(key, state, ttl=THREAD_TTL)

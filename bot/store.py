@@ -3,7 +3,8 @@
 One small interface, keyed JSON documents with optional expiry:
 - `claim(key, ttl)` sets a key only if it is absent: exactly one caller wins, across
   replicas with Redis (Slack's event retries, a button clicked twice, a thread opened once);
-- `get`, `put`, `delete` for the documents themselves (alert threads, approvals).
+- `get`, `put`, `delete` for the documents themselves (alert threads, approvals);
+- `add`, `discard`, `members`: sets, changed atomically (the open threads of a kind).
 
 STATE_URL: `sqlite:///relative.db`, `sqlite:////absolute/path.db`, `redis://host:6379/0`.
 """
@@ -27,6 +28,12 @@ class Store(Protocol):
     async def put(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def add(self, key: str, member: str) -> None: ...
+
+    async def discard(self, key: str, member: str) -> None: ...
+
+    async def members(self, key: str) -> set[str]: ...
 
     async def ping(self) -> None: ...
 
@@ -57,6 +64,9 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sets (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member))"
             )
         return self._db
 
@@ -97,6 +107,20 @@ class SQLiteStore:
     async def delete(self, key: str) -> None:
         await self._pool.run(lambda: self._conn().execute("DELETE FROM kv WHERE key = ?", (key,)))
 
+    async def add(self, key: str, member: str) -> None:
+        await self._pool.run(
+            lambda: self._conn().execute("INSERT OR IGNORE INTO sets (key, member) VALUES (?, ?)", (key, member)))
+
+    async def discard(self, key: str, member: str) -> None:
+        await self._pool.run(
+            lambda: self._conn().execute("DELETE FROM sets WHERE key = ? AND member = ?", (key, member)))
+
+    async def members(self, key: str) -> set[str]:
+        def run() -> set[str]:
+            return {row[0] for row in self._conn().execute("SELECT member FROM sets WHERE key = ?", (key,))}
+
+        return await self._pool.run(run)
+
     async def ping(self) -> None:
         await self._pool.run(lambda: self._conn().execute("SELECT 1").fetchone())
 
@@ -134,6 +158,15 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self.PREFIX + key)
+
+    async def add(self, key: str, member: str) -> None:
+        await self._redis.sadd(self.PREFIX + key, member)
+
+    async def discard(self, key: str, member: str) -> None:
+        await self._redis.srem(self.PREFIX + key, member)
+
+    async def members(self, key: str) -> set[str]:
+        return set(await self._redis.smembers(self.PREFIX + key))
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -62,3 +62,11 @@ async def test_state_survives_a_restart(store_url):
         assert not await second.claim("event:Ev9", ttl=60)
     finally:
         await second.close()
+
+
+async def test_sets_change_atomically_under_concurrent_adds(store):
+    await asyncio.gather(*(store.add("open", f"fp{i}") for i in range(50)))
+    await store.discard("open", "fp7")
+    members = await store.members("open")
+    assert len(members) == 49 and "fp7" not in members and "fp8" in members
+    assert await store.members("nothing") == set()
