@@ -131,6 +131,7 @@ class RunningBot:
 def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertThreads":
     from bot.alert_threads import AlertThreads, alert_settings
     from bot.alerts import fetch_active
+    from bot.config import safe_url
     from bot.playbooks import load_playbooks, validate_steps
     from bot.poster import Poster
 
@@ -149,7 +150,7 @@ def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertTh
     def links(alert):  # type: ignore[no-untyped-def]
         out = [("Prometheus", alert.generator_url), ("Runbook", alert.runbook_url)]
         if settings.grafana_url:
-            out.append(("Grafana", settings.grafana_url))
+            out.append(("Grafana", safe_url(settings.grafana_url)))
         return out
 
     return AlertThreads(

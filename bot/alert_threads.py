@@ -24,7 +24,7 @@ from bot.alerts import Alert, AlertPost, Notification, match_post
 from bot.commands import CommandTable, Context
 from bot.config import ConfigError, Settings
 from bot.errors import UsageError
-from bot.playbooks import Playbooks
+from bot.playbooks import MISSING_PREFIX, Playbooks
 from bot.poster import Poster
 from bot.render_alerts import alert_message, duration, investigation_message
 from bot.report import describe_exception
@@ -154,17 +154,28 @@ class AlertThreads:
             await self._resolve(key, alert)
             return
         state = await self.store.get(key)
-        if state and state.get("status") == "firing":
-            await self._repeat(key, state)
+        if _same_firing(state, alert):
+            await self._repeat(key, state)  # type: ignore[arg-type]
             return
         # Exactly one opener per firing, across retries, replicas and restarts.
-        if not await self.store.claim(f"open:webhook:{alert.fingerprint}:{_iso(alert.starts_at)}", THREAD_TTL):
+        claim = f"open:webhook:{alert.fingerprint}:{_iso(alert.starts_at)}"
+        if not await self.store.claim(claim, THREAD_TTL):
             return
         channel = self.config.channel_for(alert.severity)
         message = alert_message(alert, self.links(alert))
-        posted = await self.poster.post(channel, message.text, message.blocks)
-        state = self._new_state(alert, "webhook", str(posted.get("channel") or channel), str(posted["ts"]))
-        await self.store.put(key, state, ttl=THREAD_TTL)
+        try:
+            posted = await self.poster.post(channel, message.text, message.blocks)
+            state = self._new_state(alert, "webhook", str(posted.get("channel") or channel), str(posted["ts"]))
+            await self.store.put(key, state, ttl=THREAD_TTL)
+        except BaseException:
+            # Nothing was opened: let the next notification of this firing try again.
+            await self.store.delete(claim)
+            raise
+        # Resolved while this post waited its turn (a storm): say so instead of investigating.
+        early = await self.store.get(f"resolved:{key}:{state['starts_at']}")
+        if early:
+            await self._resolve(key, _with_end(alert, early.get("ends_at")))
+            return
         await self._investigate(key, state, alert)
 
     # ------------------------------------------------------------------ Alertmanager's own posts
@@ -184,13 +195,18 @@ class AlertThreads:
         for alert in alerts:
             key = f"thread:post:{alert.fingerprint}"
             state = await self.store.get(key)
-            if state and state.get("status") == "firing":
-                await self._repeat(key, state)
+            if _same_firing(state, alert):
+                await self._repeat(key, state)  # type: ignore[arg-type]
                 continue
-            if not await self.store.claim(f"open:post:{alert.fingerprint}:{_iso(alert.starts_at)}", THREAD_TTL):
+            claim = f"open:post:{alert.fingerprint}:{_iso(alert.starts_at)}"
+            if not await self.store.claim(claim, THREAD_TTL):
                 continue
             state = self._new_state(alert, "post", channel, ts)
-            await self.store.put(key, state, ttl=THREAD_TTL)
+            try:
+                await self.store.put(key, state, ttl=THREAD_TTL)
+            except BaseException:
+                await self.store.delete(claim)
+                raise
             await self.store.add(OPEN_POST_THREADS, alert.fingerprint)
             await self._investigate(key, state, alert)
 
@@ -199,7 +215,9 @@ class AlertThreads:
         candidates = []
         for fingerprint in await self.store.members(OPEN_POST_THREADS):
             state = await self.store.get(f"thread:post:{fingerprint}")
-            if state and state.get("status") == "firing" and state.get("channel") == channel:
+            if not state or state.get("status") != "firing":
+                await self.store.discard(OPEN_POST_THREADS, fingerprint)  # expired or resolved
+            elif state.get("channel") == channel:
                 candidates.append(_stored_alert(state))
         active = {a.fingerprint for a in await self.fetch_active(fresh=True)} if self.fetch_active else set()
         for alert in match_post(post, candidates):
@@ -239,8 +257,12 @@ class AlertThreads:
 
     async def _resolve(self, key: str, alert: Alert) -> None:
         state = await self.store.get(key)
-        if not state or state.get("status") != "firing":
+        if not _same_firing(state, alert):
+            # Not opened yet (its post is still queued in a storm): leave word for the opener.
+            await self.store.put(f"resolved:{key}:{_iso(alert.starts_at)}",
+                                 {"ends_at": _iso(alert.ends_at) if alert.ends_at else None}, ttl=THREAD_TTL)
             return
+        assert state is not None
         if not await self.store.claim(f"resolve:{key}:{state['starts_at']}", THREAD_TTL):
             return
         ended = alert.ends_at.timestamp() if alert.ends_at else self.clock()
@@ -284,16 +306,32 @@ class AlertThreads:
         await self.poster.update(channel, ts, message.text, message.blocks)
 
     async def _run_step(self, step: str) -> list[Result]:
+        if step.startswith(MISSING_PREFIX):
+            return [Result.error(step[len(MISSING_PREFIX):], "playbook step skipped: " + step[len(MISSING_PREFIX):])]
         try:
             invocation = self.table.parse(step, self.settings.default_namespace)
         except UsageError as e:
             return [Result.error(step, f"playbook step is not a valid command: {e.message}")]
         try:
             report = await execute(invocation, self.context)
-        except Exception as e:  # noqa: BLE001 - the report of the other steps still posts
+        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - the other steps still post
+            if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # we are being stopped, not a step that was cancelled under us
             log.exception("playbook step %r failed", step)
             return [Result.error(step, describe_exception(e))]
         return report.results
+
+
+def _same_firing(state: Mapping[str, Any] | None, alert: Alert) -> bool:
+    """Is `state` an open thread for this very firing (not an older one of the same alert)?"""
+    return bool(state) and state.get("status") == "firing" and (  # type: ignore[union-attr]
+        alert.starts_at is None or state.get("starts_at") == _iso(alert.starts_at))  # type: ignore[union-attr]
+
+
+def _with_end(alert: Alert, ends_at: str | None) -> Alert:
+    from dataclasses import replace
+
+    return replace(alert, status="resolved", ends_at=datetime.fromisoformat(ends_at) if ends_at else None)
 
 
 def _stored_alert(state: Mapping[str, Any]) -> Alert:

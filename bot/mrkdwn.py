@@ -76,3 +76,8 @@ def safe_file(file: FileAttachment) -> FileAttachment:
         return file
     text = file.content.decode("utf-8", errors="replace")
     return replace(file, content=redact(text).encode("utf-8"))
+
+
+def link_url(url: str) -> str:
+    """A URL for `<url|label>`: no credentials, and nothing that would end the link early."""
+    return redact(url).replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")

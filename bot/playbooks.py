@@ -76,6 +76,8 @@ DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
 # Any other alert: its own expression and what happened in its namespace.
 FALLBACK_PLAYBOOK: dict[str, Any] = {"steps": ["graph {expr}", "events -n {namespace}"], "actions": []}
 
+MISSING_PREFIX = "!missing: "
+
 # The runbook's production names, for alerts whose labels don't say.
 DEFAULT_PARAMETERS = {
     "namespace": "claude-deployment-prod",
@@ -103,9 +105,19 @@ class Playbooks:
         return self.by_name.get(alert.name, self.fallback)
 
     def commands(self, alert: Alert) -> list[str]:
-        """The playbook's steps for this alert, placeholders filled in."""
+        """The playbook's steps for this alert, placeholders filled in.
+
+        A step whose placeholder the alert can't fill (a custom `{pod}` on an alert without a
+        pod label) comes back as `MISSING_PREFIX` + what is missing, for the runner to report.
+        """
         values = parameters(alert, self.defaults)
-        return [step.format_map(values) for step in self.for_alert(alert).steps]
+        out = []
+        for step in self.for_alert(alert).steps:
+            try:
+                out.append(step.format_map(values))
+            except KeyError as e:
+                out.append(f"{MISSING_PREFIX}{step} (the alert has no label {e.args[0]!r})")
+        return out
 
 
 def parameters(alert: Alert, defaults: Mapping[str, str]) -> dict[str, str]:

@@ -26,6 +26,8 @@ class Poster:
         self.interval = interval
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last: dict[str, float] = {}
+        # "#alerts-critical" and its ID are one channel: both are paced under the ID.
+        self._ids: dict[str, str] = {}
         self.posted = 0
         self.updated = 0
 
@@ -41,12 +43,18 @@ class Poster:
     async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
                    thread_ts: str | None = None, **extra: Any) -> dict[str, Any]:
         """chat.postMessage, paced; returns Slack's answer (its `channel` is the channel ID)."""
-        async with self._locks[channel]:
-            await self._turn(channel)
+        pace = self._ids.get(channel, channel)
+        async with self._locks[pace]:
+            await self._turn(pace)
             response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
                                                           thread_ts=thread_ts, **extra)
         self.posted += 1
-        return dict(response.data) if isinstance(response.data, dict) else {}
+        data = dict(response.data) if isinstance(response.data, dict) else {}
+        if data.get("channel") and data["channel"] != channel and channel not in self._ids:
+            self._ids[channel] = str(data["channel"])
+            # Carry the pace over, so the first post under the ID still waits its turn.
+            self._last[self._ids[channel]] = max(self._last.get(self._ids[channel], 0.0), self._last[pace])
+        return data
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         # Edits are rate-limited per workspace method tier, not per channel; the retry handler
@@ -56,7 +64,8 @@ class Poster:
 
     async def upload(self, channel: str, file: FileAttachment, thread_ts: str | None = None) -> None:
         file = safe_file(file)
-        async with self._locks[channel]:
-            await self._turn(channel)
+        pace = self._ids.get(channel, channel)
+        async with self._locks[pace]:
+            await self._turn(pace)
             await self.client.files_upload_v2(channel=channel, file=file.content, filename=file.filename,
                                               title=file.title or file.filename, thread_ts=thread_ts)

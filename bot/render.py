@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.mrkdwn import safe as escape
-from bot.mrkdwn import truncate
+from bot.mrkdwn import link_url, truncate
 from bot.report import Report
 from diagnostics.result import Result, Row, Status
 
@@ -89,7 +89,7 @@ def result_blocks(result: Result) -> list[Block]:
     if result.lines:
         blocks.extend(_code_blocks(result.lines))
     if result.links:
-        links = " · ".join(f"<{link.url}|{escape(link.label)}>" for link in result.links)
+        links = " · ".join(f"<{link_url(link.url)}|{escape(link.label)}>" for link in result.links)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(links, SECTION_LIMIT))]))
     return blocks
 

@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownT
 
 from bot.alerts import Alert
 from bot.mrkdwn import safe as escape
-from bot.mrkdwn import truncate
+from bot.mrkdwn import link_url, truncate
 from bot.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
 from diagnostics.result import Result
 
@@ -52,7 +52,7 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
     context = []
     if alert.starts_at is not None:
         context.append(f"firing since {alert.starts_at.strftime('%Y-%m-%d %H:%M UTC')}")
-    context.extend(f"<{url}|{escape(label)}>" for label, url in links if url)
+    context.extend(f"<{link_url(url)}|{escape(label)}>" for label, url in links if url)
     context.append(f"fingerprint `{escape(alert.fingerprint)}`")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]))
     state = "RESOLVED" if resolved_after is not None else severity.upper()

@@ -21,8 +21,9 @@ from bot.slack_app import Runtime
 
 log = logging.getLogger(__name__)
 
-# Slack's payloads are small; a huge body is not from Slack.
-MAX_BODY = 1024 * 1024
+# Slack's payloads are small, but one Alertmanager notification of a storm carries every
+# alert of the group (about 1 KiB each).
+MAX_BODY = 16 * 1024 * 1024
 
 
 def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient,

@@ -51,8 +51,11 @@ def open_store(url: str) -> Store:
 class SQLiteStore:
     """A local file. Every call runs on one dedicated thread: sqlite3 blocks, the loop must not."""
 
+    PURGE_EVERY = 500  # writes between sweeps of expired rows (claims are never read again)
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self._writes = 0
         self._pool = BlockingPool(workers=1)  # one thread: one connection, calls in order
         self._db: sqlite3.Connection | None = None
 
@@ -73,6 +76,11 @@ class SQLiteStore:
     def _purge(self, db: sqlite3.Connection, key: str) -> None:
         db.execute("DELETE FROM kv WHERE key = ? AND expires_at IS NOT NULL AND expires_at <= ?", (key, time.time()))
 
+    def _wrote(self, db: sqlite3.Connection) -> None:
+        self._writes += 1
+        if self._writes % self.PURGE_EVERY == 0:
+            db.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (time.time(),))
+
     async def claim(self, key: str, ttl: float, value: dict[str, Any] | None = None) -> bool:
         def run() -> bool:
             db = self._conn()
@@ -81,6 +89,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
                 (key, json.dumps(value or {}), time.time() + ttl),
             )
+            self._wrote(db)
             return cursor.rowcount == 1
 
         return await self._pool.run(run)
@@ -98,9 +107,10 @@ class SQLiteStore:
         expires = None if ttl is None else time.time() + ttl
 
         def run() -> None:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)", (key, json.dumps(value), expires)
-            )
+            db = self._conn()
+            db.execute("INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
+                       (key, json.dumps(value), expires))
+            self._wrote(db)
 
         await self._pool.run(run)
 

@@ -30,7 +30,7 @@ class QueryCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
         self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self.stats = CacheStats()
 
@@ -40,27 +40,21 @@ class QueryCache:
         if cached is not None and now - cached[0] < self.ttl:
             self.stats.hits += 1
             return cached[1]  # type: ignore[no-any-return]
-        inflight = self._inflight.get(key)
-        if inflight is not None:
+        task = self._inflight.get(key)
+        if task is None:
+            self.stats.backend_calls += 1
+            # The call runs in a task of its own: whoever started it may time out or be
+            # cancelled, and the others waiting for the same answer still get it.
+            task = asyncio.get_running_loop().create_task(self._call(key, factory))
+            task.add_done_callback(_retrieve)
+            self._inflight[key] = task
+        else:
             self.stats.coalesced += 1
-            # shield: one waiter timing out must not cancel the call the others wait for.
-            return await asyncio.shield(inflight)  # type: ignore[no-any-return]
+        return await asyncio.shield(task)  # type: ignore[no-any-return]
 
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        self.stats.backend_calls += 1
+    async def _call(self, key: Hashable, factory: Callable[[], Awaitable[Any]]) -> Any:
         try:
             value = await factory()
-        except BaseException as e:
-            if not future.done():
-                if isinstance(e, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(e)
-                    future.exception()  # mark retrieved: no "never retrieved" warning if nobody waited
-            raise
-        else:
-            future.set_result(value)
             self._store(key, value)
             return value
         finally:
@@ -73,10 +67,20 @@ class QueryCache:
     def _store(self, key: Hashable, value: Any) -> None:
         if self.ttl <= 0:
             return
-        self._answers[key] = (self._clock(), value)
+        now = self._clock()
+        self._answers[key] = (now, value)
         self._answers.move_to_end(key)
-        while len(self._answers) > self.max_entries:
+        # Oldest first: drop what has expired (large answers, such as logs, must not pile up),
+        # then whatever is over the count.
+        while self._answers and (len(self._answers) > self.max_entries
+                                 or now - next(iter(self._answers.values()))[0] >= self.ttl):
             self._answers.popitem(last=False)
+
+
+def _retrieve(task: "asyncio.Task[Any]") -> None:
+    # Everyone waiting may have given up; the outcome is still read so asyncio doesn't warn.
+    if not task.cancelled():
+        task.exception()
 
 
 async def cached(cache: QueryCache | None, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alert_threads import AlertThreads
 from bot.alerts import AlertPayloadError, parse_post, parse_webhook
+from bot.report import describe_exception
 from bot.slack_app import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ def webhook_handler(runtime: Runtime, threads: AlertThreads):  # type: ignore[no
             # Off unless configured: an open endpoint would let anyone post "alerts".
             return web.json_response({"error": "the Alertmanager webhook is off (set ALERTMANAGER_WEBHOOK_TOKEN)"},
                                      status=404)
+        if runtime.draining:
+            # Alertmanager retries a failed webhook; a bot that is stopping shouldn't take work.
+            return web.json_response({"error": "the bot is restarting; retry"}, status=503)
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             runtime.metrics.requests.labels(kind="alertmanager", outcome="rejected").inc()
@@ -61,9 +65,12 @@ def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
         if channel not in names:
             try:
                 info = await client.conversations_info(channel=channel)
-                names[channel] = "#" + str(info["channel"]["name"])
-            except Exception:  # noqa: BLE001 - an unknown channel is simply not listened to
-                names[channel] = ""
+            except Exception as e:  # noqa: BLE001 - not cached: the next post asks again
+                log.warning("alerts.listen names channels, but the name of %s could not be read (%s); "
+                            "list channel IDs instead, or grant channels:read and groups:read", channel,
+                            describe_exception(e))
+                return False
+            names[channel] = "#" + str(info["channel"]["name"])
         return names[channel] in listen
 
     @app.event("message")

@@ -32,3 +32,11 @@ def test_every_runbook_alert_has_a_playbook():
 
     names = {rule["alert"] for group in rule_groups()["groups"] for rule in group["rules"]}
     assert names == set(DEFAULT_PLAYBOOKS)
+
+
+def test_recommended_alertmanager_receivers_pass_amtool():
+    amtool = require_binary("amtool", package="prometheus-alertmanager")
+    manifests = RULES.parents[1]
+    result = subprocess.run([amtool, "check-config", "alertmanager-slack-receivers.yml"], cwd=manifests,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

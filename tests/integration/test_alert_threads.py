@@ -297,3 +297,66 @@ async def test_alertmanager_posting_with_the_bots_own_token_is_not_dropped_as_a_
     await fake_slack.wait_for("chat.update", timeout=15)
     await bot.threads.drain()
     assert len(thread(fake_slack, "C0ALERTS", "1732500888.000100")) == 1
+
+
+async def test_an_alert_whose_post_failed_is_posted_when_it_is_notified_again(bot, http, fake_slack):
+    fake_slack.not_in_channel.add("#alerts-critical")
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    assert not fake_slack.messages()
+    fake_slack.not_in_channel.discard("#alerts-critical")  # someone invites the bot
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    assert len([m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]) == 1
+
+
+async def test_an_alert_resolved_before_its_post_went_out_is_posted_resolved_without_investigating(
+    start_bot, bot_env, kube, chatops_yaml, http, fake_slack
+):
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": chatops_yaml(post_interval=0.5)})
+    firing = webhook_body()
+    second = copy.deepcopy(firing["alerts"][0])
+    second["fingerprint"] = "00000000000000bb"
+    firing["alerts"].append(second)
+    await post_webhook(http, bot, firing)  # the second alert's post waits 0.5 s for its turn
+    resolved = webhook_body(fingerprint="00000000000000bb", status="resolved", endsAt="2026-11-25T00:05:12.618Z")
+    await post_webhook(http, bot, resolved)
+    await bot.threads.drain()
+    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert len(roots) == 2
+    late = [m for m in roots if "RESOLVED" in json.dumps(m.blocks)]
+    assert len(late) == 1
+    replies = thread(fake_slack, "#alerts-critical", late[0].ts)
+    assert [m.text for m in replies] == [":white_check_mark: Resolved after 23 min."]
+
+
+async def test_a_step_needing_a_label_the_alert_lacks_is_reported_and_the_rest_still_run(
+    start_bot, bot_env, kube, http, fake_slack, tmp_path
+):
+    seed_checkout_prod(kube)
+    config = tmp_path / "custom.yaml"
+    config.write_text(yaml.safe_dump({"alerts": {"post_interval": 0, "edit_interval": 0.05},
+                                      "playbooks": {"HighErrorRate": {"steps": ["logs {pod} -n prod",
+                                                                                "pods checkout -n prod"]}}}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": str(config)})
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    (reply,) = thread(fake_slack, "#alerts-critical", root.ts)
+    text = json.dumps(reply.blocks, ensure_ascii=False)
+    assert "the alert has no label 'pod'" in text
+    assert "Pods · checkout (prod)" in text
+
+
+async def test_a_new_firing_of_the_same_alert_opens_a_new_thread(bot, http, fake_slack):
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    # No resolved notification arrived (send_resolved off, say); it fires again later.
+    await post_webhook(http, bot, webhook_body(startsAt="2026-11-25T02:00:00.000Z"))
+    await bot.threads.drain()
+    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert len(roots) == 2
+    assert all(len(thread(fake_slack, "#alerts-critical", r.ts)) == 1 for r in roots)

@@ -21,3 +21,26 @@ async def test_posts_to_one_channel_are_spaced_by_the_interval_and_channels_do_n
     assert all(gap >= 0.18 for gap in gaps), gaps
     # #ops went out while #alerts was still waiting its turn.
     assert times["answer"] < alerts[1]
+
+
+class _AnswersWithIds:
+    """chat.postMessage answering like Slack: a #name comes back as the channel's ID."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, float]] = []
+
+    async def chat_postMessage(self, channel: str, **kwargs):  # noqa: N802 - slack_sdk's name
+        import time
+        from types import SimpleNamespace
+
+        self.sent.append((channel, time.monotonic()))
+        return SimpleNamespace(data={"ok": True, "channel": "C0ALERTS", "ts": str(len(self.sent))})
+
+
+async def test_a_channel_named_and_addressed_by_id_is_paced_as_one_channel():
+    client = _AnswersWithIds()
+    poster = Poster(client, interval=0.2)  # type: ignore[arg-type]
+    await poster.post("#alerts", "alert")  # Slack answers with C0ALERTS
+    await poster.post("C0ALERTS", "reply in its thread", thread_ts="1")
+    (_, first), (_, second) = client.sent
+    assert second - first >= 0.18

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
-SCOPES = {"chat:write", "commands", "channels:history", "groups:history", "files:write", "app_mentions:read"}
+SCOPES = {"chat:write", "commands", "channels:history", "groups:history", "files:write", "app_mentions:read",
+          "channels:read", "groups:read"}  # the last two: alerts.listen by channel name
 EVENTS = {"app_mention", "message.channels", "message.groups"}
 
 

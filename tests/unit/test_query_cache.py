@@ -67,3 +67,24 @@ async def test_a_waiter_that_times_out_does_not_cancel_the_shared_call():
         await asyncio.wait_for(cache.get("k", counting_factory(calls)), 0.05)
     assert await first == "answer"
     assert len(calls) == 1
+
+
+async def test_when_the_first_caller_gives_up_the_others_still_get_the_answer():
+    cache, calls = QueryCache(ttl=5), []
+    first = asyncio.create_task(asyncio.wait_for(cache.get("k", counting_factory(calls, delay=0.2)), 0.05))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(cache.get("k", counting_factory(calls)))
+    with pytest.raises(asyncio.TimeoutError):
+        await first
+    assert await second == "answer"  # not CancelledError
+    assert len(calls) == 1
+
+
+async def test_expired_answers_are_dropped_not_kept_until_the_count_limit():
+    clock = Clock()
+    cache, calls = QueryCache(ttl=5, clock=clock), []
+    for i in range(10):
+        await cache.get(f"pod-log-{i}", counting_factory(calls, delay=0))
+    clock.now = 6
+    await cache.get("new", counting_factory(calls, delay=0))
+    assert len(cache._answers) == 1

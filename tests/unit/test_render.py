@@ -70,3 +70,15 @@ def test_credentials_in_backend_errors_never_reach_slack():
     result = Result.error("db", "PostgreSQL: cannot connect to postgresql://app:hunter2@db:5432/app with xoxb-1-2-3")
     dumped = json.dumps(report_message(Report("t", [result])).blocks)
     assert "hunter2" not in dumped and "xoxb-1-2-3" not in dumped
+
+
+def test_alert_links_carry_no_credentials_and_cannot_break_the_link():
+    from bot.alerts import Alert
+    from bot.render_alerts import alert_message
+
+    alert = Alert(fingerprint="ab", status="firing", labels={"alertname": "X", "severity": "critical"})
+    message = alert_message(alert, [("Grafana", "https://admin:S3cret@grafana.internal/d/x"),
+                                    ("Graph", "http://p/graph?g0.expr=a|b>c")])
+    dumped = json.dumps(message.blocks)
+    assert "S3cret" not in dumped
+    assert "g0.expr=a%7Cb%3Ec|Graph" in dumped
