@@ -30,6 +30,10 @@ BACKEND_SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+# Threads per blocking backend (Clients.pool). Charts are CPU-bound: more threads only queue on the GIL.
+POOL_WORKERS: dict[str, int] = {"aws": 8, "prometheus": 8, "charts": 2}
+
+
 class ClientSetupError(Exception):
     """A configured backend whose client could not be built (bad kubeconfig, ...)."""
 
@@ -40,12 +44,12 @@ class Clients:
     http: aiohttp.ClientSession
     # Identical backend queries in flight together share one call; answers live a few seconds.
     cache: QueryCache
-    # Blocking clients (boto3, prometheus-api-client, matplotlib) run here, off the event loop.
-    blocking: BlockingPool
     kubernetes: Any = None  # kubernetes.aio.client.ApiClient
     elasticsearch: Any = None  # elasticsearch.AsyncElasticsearch
-    # prometheus_api_client.PrometheusConnect; it blocks, so call it through self.blocking.run.
+    # prometheus_api_client.PrometheusConnect; it blocks, so call it through self.pool("prometheus").run.
     prometheus: Any = None
+    # Blocking clients run off the event loop, each backend in a pool of its own (see pool()).
+    _pools: dict[str, BlockingPool] = field(default_factory=dict)
     _aws_clients: dict[str, Any] = field(default_factory=dict)
     _aws_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -53,8 +57,7 @@ class Clients:
     async def build(cls, settings: Settings) -> "Clients":
         # Short connect timeout: a backend that doesn't answer a TCP handshake in 5 s is down.
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.diagnostic_timeout, connect=5))
-        clients = cls(settings=settings, http=http, cache=QueryCache(ttl=settings.cache_ttl),
-                      blocking=BlockingPool())
+        clients = cls(settings=settings, http=http, cache=QueryCache(ttl=settings.cache_ttl))
         try:
             if settings.kubernetes_configured:
                 from diagnostics.kubernetes import KubernetesConfigError, make_api_client
@@ -95,14 +98,27 @@ class Clients:
             "http": True,  # the runbook's default dependency list needs no configuration
         }[backend]
 
+    def pool(self, backend: str) -> BlockingPool:
+        """The thread pool for one blocking backend: "aws" (boto3), "prometheus"
+        (prometheus-api-client) or "charts" (matplotlib).
+
+        One pool per backend, so a backend that hangs ties up only its own threads: a
+        blackholed AWS endpoint never makes Prometheus queries wait for a thread and time out.
+        """
+        if backend not in POOL_WORKERS:
+            raise KeyError(f"no blocking pool for {backend!r} (known: {', '.join(POOL_WORKERS)})")
+        if backend not in self._pools:
+            self._pools[backend] = BlockingPool(POOL_WORKERS[backend], name=backend)
+        return self._pools[backend]
+
     async def aws(self, service: str) -> Any:
         """A boto3 client for `service`, built once (off the loop: building one reads files).
 
-        boto3 clients are thread-safe once built; call them through self.blocking.run.
+        boto3 clients are thread-safe once built; call them through self.pool("aws").run.
         """
         async with self._aws_lock:
             if service not in self._aws_clients:
-                self._aws_clients[service] = await self.blocking.run(_aws_client, self.settings, service)
+                self._aws_clients[service] = await self.pool("aws").run(_aws_client, self.settings, service)
             return self._aws_clients[service]
 
     def unconfigured(self) -> dict[str, str]:
@@ -133,15 +149,19 @@ class Clients:
         if self.elasticsearch is not None:
             await self.elasticsearch.close()
         await self.http.close()
-        self.blocking.close()
+        for pool in self._pools.values():
+            pool.close()
 
 
 def _aws_client(settings: Settings, service: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # One attempt and a short connect: a blackholed endpoint holds the call's thread about
+    # diagnostic_timeout. {"max_attempts": 2} meant 3 attempts, each waiting a full timeout.
     timeout = settings.diagnostic_timeout
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"})
+    config = Config(connect_timeout=min(3.0, timeout), read_timeout=timeout,
+                    retries={"total_max_attempts": 1, "mode": "standard"})
     session = boto3.session.Session(region_name=settings.aws_region)
     return session.client(service, config=config, endpoint_url=settings.aws_endpoint_url or None)
 

@@ -10,6 +10,7 @@ Status:
          90 % CRITICAL, above 70 % WARNING, as the runbook's CPU thresholds.
 * elb    CRITICAL when no target is healthy (or none is registered), WARNING when some are not.
 * cache  as rds: CRITICAL unless `available`, then the same CPU thresholds.
+* any    UNKNOWN with no name when several exist: it lists them and the setting to use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from diagnostics.result import Result, Row, Status
 CPU_WARNING, CPU_CRITICAL = 70.0, 90.0
 PERIOD = 300  # CloudWatch statistics period: 5 minutes
 WINDOW = timedelta(hours=1)
+LISTED = 10  # resource names listed when several exist and none is named
 
 
 @dataclass
@@ -103,8 +105,8 @@ class Lookup:
 
 async def find(aws: Aws, lookup: Lookup, title: str, name: str | None,
                **params: Any) -> tuple[dict[str, Any], str] | Result:
-    """The named resource and "", or with no name the first one and a note saying so;
-    a Result when there is none."""
+    """The named resource and "", or with no name the only one and a note saying so; a Result
+    when there is none, or when there are several and none is named (which one is unknown)."""
     try:
         items = (await aws.call(lookup.service, lookup.operation, **params))[lookup.list_key]
     except ClientError as e:
@@ -115,9 +117,13 @@ async def find(aws: Aws, lookup: Lookup, title: str, name: str | None,
         return Result(status=Status.UNKNOWN, title=title, summary=f"No {lookup.what}s in this account and region")
     if name:
         return items[0], ""
-    names = [str(item[lookup.name_key]) for item in items]
-    which = "the only one" if len(items) == 1 else f"the first of {len(items)} ({', '.join(names)})"
-    return items[0], f"no {lookup.what} named or set in {lookup.setting}: showing {which}"
+    if len(items) > 1:  # showing any one of them could show a healthy one while another is down
+        names = [str(item[lookup.name_key]) for item in items]
+        more = f" and {len(names) - LISTED} more" if len(names) > LISTED else ""
+        listed = ", ".join(names[:LISTED]) + more
+        return Result(status=Status.UNKNOWN, title=title,
+                      summary=f"{len(items)} {lookup.what}s ({listed}): name one, or set {lookup.setting}")
+    return items[0], f"no {lookup.what} named or set in {lookup.setting}: showing the only one"
 
 
 def with_note(text: str, note: str) -> str:

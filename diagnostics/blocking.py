@@ -1,7 +1,9 @@
 """Run a blocking client call (boto3, prometheus-api-client, matplotlib) off the event loop.
 
 A bounded pool of its own, so that a backend that hangs can tie up at most `workers`
-threads and never the loop or the default executor other libraries use.
+threads and never the loop or the default executor other libraries use. Give each blocking
+backend its own pool (bot.clients.Clients.pool): threads held by one that hangs must not
+delay the others' calls past their timeouts.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ T = TypeVar("T")
 
 
 class BlockingPool:
-    def __init__(self, workers: int = 8) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blocking")
+    def __init__(self, workers: int = 8, name: str = "blocking") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """A range query as a PNG chart (matplotlib, Agg canvas: no display, no pyplot global state).
 
-`render_png` blocks for a few hundred milliseconds: run it through the BlockingPool.
+`render_png` blocks for a few hundred milliseconds: run it through a BlockingPool (the source's
+chart_pool, apart from the pool its queries use).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ async def graph(prom: PrometheusSource, expr: str, seconds: int, *, title: str, 
     rated = limits.worst_first(lasts)
     summary = worst_summary(limits, unit, rated, name, prefix="last ")
     chart = [ChartSeries(series_name(s.labels, name), s.points) for s in series]
-    png = await prom.pool.run(render_png, chart, title=title, unit=unit, thresholds=thresholds,
-                              subtitle=f"last {window} · {prom.location}", span=(ended - seconds, ended))
+    pool = prom.chart_pool or prom.pool
+    png = await pool.run(render_png, chart, title=title, unit=unit, thresholds=thresholds,
+                         subtitle=f"last {window} · {prom.location}", span=(ended - seconds, ended))
     attachment = FileAttachment(_file_name(name), png, title=f"{title} (last {window})", mimetype="image/png")
     return Result(rated[0][0], title, summary, lines=[expr], links=links or [], files=[attachment])

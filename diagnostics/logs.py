@@ -7,6 +7,7 @@ error count per endpoint (a terms aggregation over the error-level documents).
 
 Status, deliberately simple: OK when nothing matched, WARNING when anything did. An error
 line is worth a look, but only a person reading them can tell an incident from noise.
+UNKNOWN when the index pattern matches no index (`_shards.total` 0): no logs is not "no errors".
 
 Index pattern and field names come from chatops.yaml's `elasticsearch:` section
 (`LogFields`); the defaults are the runbook's.
@@ -92,6 +93,9 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
             "aggs": {"endpoints": {"terms": {"field": f.endpoint_field, "size": SHOWN}}},
         }),
     )  # fmt: skip
+    title = f"Errors · {app} · last {human_duration(since_seconds)}"
+    if missing := _no_index(logs, title, lines, by_endpoint):
+        return missing
     total, since = _total(lines), human_duration(since_seconds)
     shown = [f"{_field(hit, f.timestamp_field)}  {_field(hit, f.message_field)}".strip() for hit in _hits(lines)]
     endpoints = by_endpoint.get("aggregations", {}).get("endpoints", {})
@@ -101,7 +105,7 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
     other = endpoints.get("sum_other_doc_count", 0)
     return Result(
         status=Status.WARNING if total else Status.OK,
-        title=f"Errors · {app} · last {since}",
+        title=title,
         summary=summary,
         fields={"index": f.index, f.app_field: app},
         columns=("endpoint", "errors"),
@@ -124,6 +128,9 @@ async def slow_requests(logs: LogSearch, min_ms: int, since_seconds: int) -> Res
         "size": 50,
         "track_total_hits": True,
     })  # fmt: skip
+    title = f"Slow requests · ≥ {min_ms} ms · last {human_duration(since_seconds)}"
+    if missing := _no_index(logs, title, answer):
+        return missing
     total, since = _total(answer), human_duration(since_seconds)
     rows = [
         Row((_field(hit, f.endpoint_field) or "(no endpoint)", f"{_number(_field(hit, f.response_time_field))} ms",
@@ -132,7 +139,7 @@ async def slow_requests(logs: LogSearch, min_ms: int, since_seconds: int) -> Res
     ]  # fmt: skip
     return Result(
         status=Status.WARNING if total else Status.OK,
-        title=f"Slow requests · ≥ {min_ms} ms · last {since}",
+        title=title,
         summary=f"{_plural(total, 'request')} took {min_ms} ms or more in the last {since}"
         if total else f"No request took {min_ms} ms or more in the last {since}",
         fields={"index": f.index},
@@ -141,6 +148,15 @@ async def slow_requests(logs: LogSearch, min_ms: int, since_seconds: int) -> Res
         links=logs.kibana_links(f"{f.response_time_field} >= {min_ms}", since_seconds),
         folded_rows_note=f"{total - len(rows)} faster ones not shown" if total > len(rows) else "",
     )
+
+
+def _no_index(logs: LogSearch, title: str, *answers: dict[str, Any]) -> Result | None:
+    """UNKNOWN when the index pattern matched no index: ES answers 200 with `_shards.total` 0."""
+    if not any(answer.get("_shards", {}).get("total") == 0 for answer in answers):
+        return None
+    index = logs.fields.index
+    summary = f"No index matches `{index}`: no logs to search (elasticsearch.index in chatops.yaml)"
+    return Result(status=Status.UNKNOWN, title=title, summary=summary, fields={"index": index})
 
 
 def _total(answer: dict[str, Any]) -> int:

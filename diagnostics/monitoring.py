@@ -69,18 +69,25 @@ async def prometheus_health(session: aiohttp.ClientSession, url: str, *, timeout
         ready, _ = await _get(session, f"{url}/-/ready", timeout)
         if ready != 200:
             return _broken(title, url, f"not ready (HTTP {ready})", "prometheus_down")
-        (_, targets), (_, tsdb) = await asyncio.gather(
+        (code, targets), (_, tsdb) = await asyncio.gather(
             _get(session, f"{url}/api/v1/targets?state=active", timeout),
             _get(session, f"{url}/api/v1/status/tsdb", timeout),
         )
     except Unreachable as e:
         return _broken(title, url, str(e), "prometheus_down")
-    active = (targets or {}).get("data", {}).get("activeTargets", []) if isinstance(targets, dict) else []
+    data = targets.get("data") if isinstance(targets, dict) else None
+    active = data.get("activeTargets") if isinstance(data, dict) else None
+    if code != 200 or not isinstance(active, list):
+        problem = f"HTTP {code}" if code != 200 else "no JSON list of active targets"
+        return _broken(title, url, f"ready, but /api/v1/targets answered {problem}", "prometheus_down")
     down = [t for t in active if t.get("health") != "up"]
     series = (tsdb or {}).get("data", {}).get("headStats", {}).get("numSeries") if isinstance(tsdb, dict) else None
     fields = {"Targets": f"{len(active) - len(down)}/{len(active)} up"}
     if series is not None:
         fields["Head series"] = f"{series:,}"
+    if not active:
+        return Result(status=Status.WARNING, title=title, summary="ready; no scrape targets", fields=fields,
+                      lines=["Next steps:", *NEXT_STEPS["targets_down"]])
     if down:
         lines = [f"{t.get('labels', {}).get('job', '?')} {t.get('scrapeUrl', '')}: {t.get('lastError') or 'down'}"
                  for t in down[:10]]

@@ -1,6 +1,6 @@
 """Prometheus diagnostics: raw PromQL, the runbook's presets against their thresholds, targets down.
 
-Queries go through prometheus-api-client, which blocks: every call runs in the BlockingPool under
+Queries go through prometheus-api-client, which blocks: every call runs in its BlockingPool under
 a timeout, through the QueryCache (identical queries share one call), and any failure becomes a
 `BackendError` whose one line names Prometheus and where it was reached, or, when Prometheus
 rejected the query, is Prometheus' own words ("bad_data: 1:5: parse error: …").
@@ -76,9 +76,10 @@ class PrometheusSource:
     cache: QueryCache | None = None
     http: Any = None  # aiohttp.ClientSession, for the endpoints the client lacks (targets)
     url: str = ""  # the URL to call; may carry credentials, never shown
+    chart_pool: BlockingPool | None = None  # where charts of its answers render (default: pool)
 
     async def instant(self, expr: str) -> Answer:
-        params = {"timeout": f"{self.timeout:g}s"}  # Prometheus stops evaluating when we stop waiting
+        params = {"timeout": self._eval_timeout}  # Prometheus stops evaluating when we stop waiting
         raw = await cached(self.cache, ("prometheus", self.location, "query", expr), lambda: self._call(
             self.client.custom_query, expr, params=params, timeout=self.timeout))
         return parse_answer(raw)
@@ -89,13 +90,18 @@ class PrometheusSource:
         def fetch() -> Any:
             end = datetime.now(timezone.utc)
             start = datetime.fromtimestamp(end.timestamp() - seconds, timezone.utc)
-            params = {"timeout": f"{self.timeout:g}s"}
+            params = {"timeout": self._eval_timeout}
             return self.client.custom_query_range(expr, start, end, f"{step}s", params=params,
                                                   timeout=self.timeout)
 
         raw = await cached(self.cache, ("prometheus", self.location, "range", expr, seconds),
                            lambda: self._call(fetch))
         return range_series(raw)
+
+    @property
+    def _eval_timeout(self) -> str:
+        """The timeout as a Prometheus duration: whole milliseconds ("1.5s" is not one; "1500ms" is)."""
+        return f"{max(1, round(self.timeout * 1000))}ms"
 
     async def targets(self) -> list[dict[str, Any]]:
         url = f"{(self.url or self.location).rstrip('/')}/api/v1/targets"
@@ -229,9 +235,9 @@ async def promql_instant(prom: PrometheusSource, expr: str, *, title: str, links
         return _range_table(answer.series, title, expr, links)
     rows = [Row((format_labels(s.labels), format_number(s.value))) for s in answer.samples]
     count = len(rows)
+    if not rows:  # a metric with no data is not a healthy one
+        return Result(Status.UNKNOWN, title, _no_data(expr), lines=[expr], links=links)
     summary = f"{count} series" if count != 1 else "1 series"
-    if not rows:
-        summary = "empty result: no series match"
     return Result(Status.OK, title, summary, columns=("series", "value"), rows=rows[:MAX_ROWS],
                   folded_rows_note=_cut_note(count), lines=[expr], links=links)
 
@@ -256,9 +262,16 @@ def _range_table(series: Sequence[RangeSeries], title: str, expr: str, links: li
         else:
             cells = ["NaN"] * 4
         rows.append(Row((format_labels(s.labels), *cells)))
-    summary = f"{len(rows)} series{over}" if rows else f"empty result: no series{over}"
-    return Result(Status.OK, title, summary, columns=("series", "min", "avg", "max", "last"),
+    if not rows:
+        return Result(Status.UNKNOWN, title, _no_data(expr, over), lines=[expr], links=links)
+    return Result(Status.OK, title, f"{len(rows)} series{over}",
+                  columns=("series", "min", "avg", "max", "last"),
                   rows=rows[:MAX_ROWS], folded_rows_note=_cut_note(len(rows)), lines=[expr], links=links)
+
+
+def _no_data(expr: str, over: str = "") -> str:
+    """"no data for up{job="x"} over the last 1h": one line, whatever whitespace the query held."""
+    return f"no data for {' '.join(expr.split())}{over}"
 
 
 def _cut_note(count: int) -> str:

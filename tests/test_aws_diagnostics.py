@@ -1,4 +1,4 @@
-"""The AWS diagnostics (`rds`, `elb`, `cache`) through boto3 and the bot's blocking pool,
+"""The AWS diagnostics (`rds`, `elb`, `cache`) through boto3 and the bot's AWS thread pool,
 against moto in server mode over HTTP.
 
 moto's gaps, found here: describe_pending_maintenance_actions answers HTTP 500 (not
@@ -77,7 +77,7 @@ def create_cache(moto, name: str = "claude-cache") -> None:
 async def aws(aws_env) -> AsyncIterator[Aws]:
     settings = Settings(aws_region=REGION, aws_endpoint_url=aws_env.url, diagnostic_timeout=5)
     clients = await Clients.build(settings)
-    yield Aws(clients.aws, clients.blocking.run, clients.cache)
+    yield Aws(clients.aws, clients.pool("aws").run, clients.cache)
     await clients.close()
 
 
@@ -135,17 +135,52 @@ async def test_an_unknown_rds_instance_is_reported_not_found(aws_env, aws):
     assert result.summary == "RDS instance `nosuch` not found"
 
 
-@pytest.mark.parametrize("seed, diagnostic, title, setting", [
-    (create_db, rds_status, "RDS · alpha", "aws.rds_instance"),
-    (create_cache, cache_status, "ElastiCache · alpha", "aws.cache_cluster"),
+def _stopped_db(moto, name: str) -> None:
+    create_db(moto, name)
+    boto(moto, "rds").stop_db_instance(DBInstanceIdentifier=name)
+
+
+@pytest.mark.parametrize("seed, diagnostic, title, summary", [
+    (create_db, rds_status, "RDS", "2 RDS instances (alpha, beta): name one, or set aws.rds_instance"),
+    (create_cache, cache_status, "ElastiCache",
+     "2 cache clusters (alpha, beta): name one, or set aws.cache_cluster"),
 ])  # fmt: skip
-async def test_without_a_name_the_first_one_is_shown_and_the_summary_says_so(aws_env, aws, seed, diagnostic,
-                                                                            title, setting):
+async def test_without_a_name_several_are_unknown_listing_them_and_the_setting(aws_env, aws, seed, diagnostic,
+                                                                              title, summary):
     seed(aws_env, "alpha")
     seed(aws_env, "beta")
     result = await diagnostic(aws, None)
-    assert result.title == title
-    assert "showing the first of 2 (alpha, beta)" in result.summary and setting in result.summary
+    assert (result.status, result.title, result.summary) == (Status.UNKNOWN, title, summary)
+
+
+async def test_without_a_name_a_healthy_first_db_never_hides_a_stopped_one(aws_env, aws):
+    create_db(aws_env, "alpha")
+    _stopped_db(aws_env, "beta")
+    result = await rds_status(aws, None)
+    assert result.status is Status.UNKNOWN and "alpha, beta" in result.summary
+
+
+async def test_without_a_name_the_only_one_is_shown_and_the_summary_says_so(aws_env, aws):
+    _stopped_db(aws_env, "alpha")
+    result = await rds_status(aws, None)
+    assert (result.status, result.title) == (Status.CRITICAL, "RDS · alpha")
+    assert result.summary.endswith("(no RDS instance named or set in aws.rds_instance: showing the only one)")
+
+
+async def test_elb_without_a_name_and_several_groups_lists_them(aws_env, aws):
+    target_group(aws_env, instances=1, name="api-targets")
+    target_group(aws_env, instances=1, name="web-targets")
+    result = await target_health(aws, None)
+    assert (result.status, result.summary) == (Status.UNKNOWN, "2 target groups (api-targets, web-targets): "
+                                               "name one, or set aws.target_group_arn or TARGET_GROUP_ARN")
+
+
+async def test_without_a_name_a_long_list_is_cut_after_ten(aws_env, aws):
+    for i in range(12):
+        create_cache(aws_env, f"cache-{i:02}")
+    result = await cache_status(aws, None)
+    assert result.summary.startswith("12 cache clusters (cache-00, cache-01, ")
+    assert "cache-09 and 2 more): name one" in result.summary
 
 
 async def test_rds_with_no_instances_at_all_says_so(aws_env, aws):

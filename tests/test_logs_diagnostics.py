@@ -178,8 +178,16 @@ async def test_no_slow_requests_is_ok(fake_elasticsearch, es):
     assert result.summary == "No request took 1000 ms or more in the last 15m"
 
 
-async def test_no_index_matching_the_pattern_yet_means_no_errors(es):
-    assert (await errors(es)).status is Status.OK
+async def test_no_index_matching_the_pattern_is_unknown_not_ok(fake_elasticsearch, es):
+    """ES answers 200 with `_shards.total` 0 for a pattern that matches nothing: no logs, not no errors."""
+    fake_elasticsearch.add_docs("other-logs-2026.11.25", [error_doc(1, 1), log_doc(1, response_time=5000)])
+    expected = ("No index matches `claude-deployment-logs-*`: no logs to search "
+                "(elasticsearch.index in chatops.yaml)")
+    for result in (await errors(es), await slow_requests(LogSearch(es, timeout=5), 1000, 3600)):
+        assert (result.status, result.summary) == (Status.UNKNOWN, expected)
+        assert result.fields == {"index": "claude-deployment-logs-*"}
+        assert not result.rows and not result.lines
+    assert (await errors(es)).title == "Errors · claude-deployment-api · last 1h"
 
 
 # --- helpers --------------------------------------------------------------------------------------

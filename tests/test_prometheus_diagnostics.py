@@ -404,6 +404,27 @@ async def test_promql_range_gives_min_avg_max_last_per_series(prom):
 
 
 @pytest.mark.integration
+async def test_a_fractional_timeout_is_sent_as_a_duration_prometheus_accepts(stack, pool, http):
+    prom = source(stack.prometheus.url, pool, http, timeout=1.5)  # "1.5s" would be bad_data
+    assert (await promql_instant(prom, "1 + 1", title="q", links=[])).summary == "scalar: 2"
+    ranged = await promql_range(prom, 'http_requests_active{service="slow"}', 120, title="q", links=[])
+    assert ranged.status is Status.OK, ranged.summary
+
+
+@pytest.mark.integration
+async def test_promql_with_no_series_is_unknown_no_data_not_ok(prom):
+    expr = 'http_requests_active{service="nosuch"}'
+    links = query_links(prom.location, expr)
+    result = await promql_instant(prom, expr, title="PromQL", links=links)
+    assert (result.status, result.summary) == (Status.UNKNOWN, f"no data for {expr}")
+    assert (result.rows, result.lines, result.links) == ([], [expr], links)
+    ranged = await promql_range(prom, expr, 120, title="PromQL", links=[])
+    assert (ranged.status, ranged.summary) == (Status.UNKNOWN, f"no data for {expr} over the last 2m")
+    spread = await promql_instant(prom, "absent_metric_xyz\n  > 0", title="PromQL", links=[])
+    assert spread.summary == "no data for absent_metric_xyz > 0"  # one line
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(("service", "status", "summary"), [
     ("healthy", Status.OK, "0.05 % — within thresholds"),
     ("slow", Status.WARNING, "2 % — warning > 1 %"),

@@ -208,6 +208,20 @@ async def test_elasticsearch_search_matches_ranges_sorts_and_aggregates(fake_ela
     ]
 
 
+async def test_elasticsearch_pattern_matching_no_index_is_200_with_zero_shards(
+    fake_elasticsearch: Fake,
+) -> None:
+    """As real ES: a wildcard that matches nothing is not an error; `_shards.total` 0 tells it apart."""
+    fake_elasticsearch.add_docs("other-index", [_log(1, "ERROR", "/api/orders")])
+    async with AsyncElasticsearch(fake_elasticsearch.url) as client:
+        nothing = await client.search(index="claude-deployment-logs-*", query={"match_all": {}})
+        something = await client.search(index="other-*", query={"match_all": {}})
+        count = await client.count(index="claude-deployment-logs-*")
+    assert nothing["_shards"]["total"] == 0 and nothing["hits"]["total"]["value"] == 0
+    assert something["_shards"]["total"] == 1 and something["hits"]["total"]["value"] == 1
+    assert count["_shards"]["total"] == 0 and count["count"] == 0
+
+
 async def test_elasticsearch_numeric_range_sorts_slow_requests_first(fake_elasticsearch: Fake) -> None:
     fake_elasticsearch.add_docs("claude-deployment-logs-2026.11.25", [
         _log(1, "INFO", "/a", response_time=1200), _log(1, "INFO", "/b", response_time=300),

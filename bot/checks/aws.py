@@ -1,7 +1,8 @@
 """AWS checks (boto3, run off the event loop): `rds`, `elb`, `cache`.
 
 Each takes an optional name; without one it uses chatops.yaml's default, and with none
-configured it shows the first resource found and says so. chatops.yaml, all optional:
+configured it shows the only resource there is and says so (several: UNKNOWN, listing them).
+chatops.yaml, all optional:
 
     aws:
       rds_instance: claude-db
@@ -87,7 +88,7 @@ async def _run(ctx: Context, what: str, diagnostic: "Callable[[Aws, str | None],
                name: object) -> Report:
     from diagnostics.aws import Aws
 
-    aws = Aws(ctx.clients.aws, ctx.clients.blocking.run, ctx.clients.cache)
+    aws = Aws(ctx.clients.aws, ctx.clients.pool("aws").run, ctx.clients.cache)
     title = f"{what} · {name}" if name else what
     check = Check(title, "aws", lambda: diagnostic(aws, str(name) if name else None))
     return Report(title=title, results=await run_checks(ctx, [check]))

@@ -35,7 +35,7 @@ from diagnostics.presets import DEFAULT_PRESETS, Preset, SloTargets, Thresholds
 from diagnostics.promql import Matcher
 from diagnostics.result import Result, Status
 
-# Chart rendering runs after the query, in the blocking pool: it gets its own allowance.
+# Chart rendering runs after the query, in the charts pool: it gets its own allowance.
 RENDER_SECONDS = 15.0
 DEFAULT_GRAPH_RANGE = 3600
 _PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -199,9 +199,10 @@ def _titled(title: str, matchers: Any) -> str:
 def _source(ctx: Context) -> Any:
     from diagnostics.prometheus import PrometheusSource
 
-    return PrometheusSource(ctx.clients.prometheus, ctx.clients.blocking,
+    return PrometheusSource(ctx.clients.prometheus, ctx.clients.pool("prometheus"),
                             ctx.clients.backend("prometheus").location, ctx.settings.diagnostic_timeout,
-                            ctx.clients.cache, ctx.clients.http, ctx.settings.prometheus_url)
+                            ctx.clients.cache, ctx.clients.http, ctx.settings.prometheus_url,
+                            chart_pool=ctx.clients.pool("charts"))
 
 
 def _links(ctx: Context, expr: str, seconds: int) -> list[Any]:

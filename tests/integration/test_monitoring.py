@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import time
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from diagnostics.monitoring import prometheus_health
+from diagnostics.result import Status
+from tests.servers.background import BackgroundServer
 from tests.slack_requests import send_slash_command
 
 pytestmark = pytest.mark.integration
@@ -36,6 +40,7 @@ async def fake_grafana():
 def stack_env(bot_env, prometheus_factory, metrics_exporter, alertmanager_factory, fake_elasticsearch,
               fake_grafana, tmp_path):
     prometheus = prometheus_factory(scrape_configs=[metrics_exporter.scrape_config(job_name="checkout")])
+    prometheus.wait_for('up{job="checkout"} == 1', timeout=20)  # its target found: no targets is a warning
     alertmanager = alertmanager_factory()
     config = tmp_path / "chatops.yaml"
     config.write_text("diagnostic_timeout: 1\n")
@@ -121,3 +126,49 @@ async def test_prometheus_with_a_target_down_names_it_and_the_next_step(
     assert results["Prometheus"].startswith(":large_yellow_circle:")
     assert "1 scrape target(s) down" in results["Prometheus"]
     assert "kubectl get servicemonitor" in json.dumps(message.blocks)
+
+
+# --- prometheus_health on its own: only a real list of targets, all up, is green ----------------
+
+
+async def test_prometheus_without_scrape_targets_is_a_warning_not_all_up(prometheus):
+
+    async with aiohttp.ClientSession() as session:
+        result = await prometheus_health(session, prometheus.url, timeout=5)
+    assert (result.status, result.summary) == (Status.WARNING, "ready; no scrape targets")
+    assert result.fields["Targets"] == "0/0 up"
+    assert "kubectl get servicemonitor -n <namespace>  (service discovery)" in result.lines
+
+
+@pytest.mark.parametrize("status, body, content_type, problem", [
+    (502, "<html>Bad Gateway</html>", "text/html", "HTTP 502"),
+    (200, "<html>Sign in</html>", "text/html", "no JSON list of active targets"),
+    (200, '{"status": "success", "data": {}}', "application/json", "no JSON list of active targets"),
+])  # fmt: skip
+async def test_prometheus_ready_but_targets_api_broken_is_an_error_not_all_up(status, body, content_type,
+                                                                              problem):
+    """Prometheus behind a proxy: /-/ready passes, the targets API answers something else."""
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="Prometheus Server is Ready.\n")
+
+    async def targets(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    async def tsdb(request: web.Request) -> web.Response:
+        return web.json_response({"status": "success", "data": {"headStats": {"numSeries": 10}}})
+
+    app = web.Application()
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_get("/api/v1/status/tsdb", tsdb)
+    server = BackgroundServer(app)
+    server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            result = await prometheus_health(session, server.url, timeout=5)
+    finally:
+        server.stop()
+    assert result.status is Status.ERROR
+    assert result.summary == f"ready, but /api/v1/targets answered {problem} at {server.url}"
+    assert "kubectl logs deployment/prometheus -n monitoring --tail=50" in result.lines

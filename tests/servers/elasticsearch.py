@@ -12,6 +12,8 @@ Query support is the runbook's subset: bool (must/filter/should/must_not), match
 match_phrase (case-insensitive "field contains the text" -- not real analysis), term, terms,
 exists, range (numbers, ISO dates, `now-1h` date math) and match_all. Anything else answers
 400, so a query the fake does not understand fails loudly instead of matching everything.
+Each index is one shard: a `*` pattern that matches no index answers 200 with `_shards.total` 0
+and no hits, as ES does; a missing plain name answers 404 index_not_found_exception.
 
 Two client rules shape every answer: a 2xx without `X-Elastic-Product: Elasticsearch` makes the
 client raise UnsupportedProductError, and the body's content type must be one it has a
@@ -170,7 +172,7 @@ class FakeElasticsearch:
 
     async def _search(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        hits = self._matching(request, body)
+        hits, shards = self._matching(request, body)
         aggs = body.get("aggs") or body.get("aggregations") or {}
         aggregations = {name: _aggregate(name, spec, hits) for name, spec in aggs.items()}
         sort = _parse_sort(body.get("sort", request.query.get("sort")))
@@ -183,7 +185,7 @@ class FakeElasticsearch:
             for h in hits[start : start + size]
         ]
         result: dict[str, Any] = {
-            "took": 1, "timed_out": False, "_shards": _SHARDS,
+            "took": 1, "timed_out": False, "_shards": shards,
             "hits": {"total": {"value": len(hits), "relation": "eq"},
                      "max_score": None if sort or not page else 1.0, "hits": page},
         }  # fmt: skip
@@ -192,15 +194,19 @@ class FakeElasticsearch:
         return _json(result)
 
     async def _count(self, request: web.Request) -> web.Response:
-        return _json({"count": len(self._matching(request, await _body(request))), "_shards": _SHARDS})
+        hits, shards = self._matching(request, await _body(request))
+        return _json({"count": len(hits), "_shards": shards})
 
-    def _matching(self, request: web.Request, body: dict[str, Any]) -> list[Hit]:
+    def _matching(self, request: web.Request, body: dict[str, Any]) -> tuple[list[Hit], dict[str, int]]:
+        """The documents matching the query, and `_shards` as ES reports it: one shard per index
+        searched, so a pattern that matches no index answers 200 with `_shards.total` 0."""
         query = body.get("query") or {"match_all": {}}
         _matches(query, {})  # validates the whole query even when no index has documents
-        hits = self._resolve(request.match_info.get("index", "_all"))
-        return [hit for hit in hits if _matches(query, hit.source)]
+        names, hits = self._resolve(request.match_info.get("index", "_all"))
+        shards = {"total": len(names), "successful": len(names), "skipped": 0, "failed": 0}
+        return [hit for hit in hits if _matches(query, hit.source)], shards
 
-    def _resolve(self, expression: str) -> list[Hit]:
+    def _resolve(self, expression: str) -> tuple[list[str], list[Hit]]:
         """Comma-separated names and `*` patterns. Like ES, a pattern may match nothing; a name may not."""
         with self._lock:
             indices = {name: dict(docs) for name, docs in self._indices.items()}
@@ -214,10 +220,8 @@ class FakeElasticsearch:
                 names.append(part)
             else:
                 raise IndexNotFound(part)
-        return [Hit(name, id_, src) for name in dict.fromkeys(names) for id_, src in indices[name].items()]
-
-
-_SHARDS = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
+        names = list(dict.fromkeys(names))
+        return names, [Hit(name, id_, src) for name in names for id_, src in indices[name].items()]
 
 
 async def _body(request: web.Request) -> Any:
