@@ -81,17 +81,10 @@ async def _elasticsearch(clients: Clients) -> None:
 
 
 async def _aws(clients: Clients) -> None:
-    import boto3
-    from botocore.config import Config
+    # The same client and bounded pool as the diagnostics: a probe builds nothing new.
+    sts = await clients.aws("sts")
+    await clients.pool("aws").run(sts.get_caller_identity)
 
-    s = clients.settings
-
-    def call() -> None:
-        config = Config(connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"max_attempts": 1})
-        session = boto3.session.Session(region_name=s.aws_region)
-        session.client("sts", config=config, endpoint_url=s.aws_endpoint_url or None).get_caller_identity()
-
-    await asyncio.to_thread(call)
 
 
 async def _database(url: str) -> None:
