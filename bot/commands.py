@@ -12,7 +12,6 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
-from bot.args import k8s_name, k8s_namespace
 from bot.errors import UsageError
 from bot.report import Report
 
@@ -45,7 +44,8 @@ class Arg:
     metavar: str = ""
     # "value": one word; "switch": an option that takes no value (True when given);
     # "rest": a positional that takes every remaining word, joined by spaces.
-    kind: Literal["value", "switch", "rest"] = "value"
+    # "word": an optional literal word such as `top`, shown as itself in the usage.
+    kind: Literal["value", "switch", "rest", "word"] = "value"
     default: object = None
 
     @property
@@ -57,6 +57,8 @@ class Arg:
         meta = f"<{self.metavar or self.name}>" + ("…" if self.kind == "rest" else "")
         if self.kind == "switch":
             text = self.flags[0]
+        elif self.kind == "word":
+            text = self.metavar or self.name
         else:
             text = meta if self.positional else f"{self.flags[0]} {meta}"
         return text if self.required else f"[{text}]"

@@ -60,7 +60,8 @@ async def _get(session: aiohttp.ClientSession, url: str, timeout: float) -> tupl
 
 
 def _broken(title: str, where: str, problem: str, steps: str, status: Status = Status.ERROR) -> Result:
-    return Result(status=status, title=title, summary=f"{problem} at {where}", lines=["Next steps:", *NEXT_STEPS[steps]])
+    return Result(status=status, title=title, summary=f"{problem} at {where}",
+                  lines=["Next steps:", *NEXT_STEPS[steps]])
 
 
 async def prometheus_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:

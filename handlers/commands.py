@@ -65,7 +65,8 @@ async def _handle(
         await ack(response_type="ephemeral", text=":hourglass: The bot is restarting; try again in a minute.")
         return "rejected"
 
-    await ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Running {code(prefix + ' ' + invocation.text)}…")
+    running = code(prefix + " " + invocation.text)
+    await ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Running {running}…")
     async with runtime.work():
         try:
             report = await execute(invocation, runtime.context)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from bot.checks.common import Check, run_checks
-from bot.checks.logs import string_section
+from bot.checks.common import Check, run_checks, string_section
 from bot.commands import Arg, Command, Context
 from bot.errors import UsageError
 from bot.report import Report

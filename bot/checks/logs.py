@@ -20,9 +20,8 @@ import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.args import duration, integer
-from bot.checks.common import Check, run_checks
+from bot.checks.common import Check, run_checks, string_section
 from bot.commands import Arg, Command, Context
-from bot.config import ConfigError
 from bot.errors import UsageError
 from bot.report import Report
 
@@ -43,36 +42,8 @@ def app_label(value: str, what: str) -> str:
     return value
 
 
-def string_section(
-    settings: "Settings",
-    section: str,
-    defaults: dict[str, str],
-    converters: dict[str, Callable[[str, str], str]] | None = None,
-) -> dict[str, str]:
-    """A chatops.yaml section of string settings, checked, with the defaults filled in.
-
-    Only the keys of `defaults` are accepted; each value must be a non-empty string and
-    pass its converter (a bot.args-style converter: UsageError on a bad value).
-    """
-    where = settings.config_file or "chatops.yaml"
-    raw = settings.sections.get(section) or {}
-    out = dict(defaults)
-    for key, value in raw.items():
-        if key not in defaults:
-            raise ConfigError(f"{where}: unknown setting {section}.{key} (known: {', '.join(defaults)})")
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{where}: {section}.{key} must be a non-empty string, not {value!r}")
-        convert = (converters or {}).get(key)
-        try:
-            out[key] = convert(value.strip(), key) if convert else value.strip()
-        except UsageError as e:
-            raise ConfigError(f"{where}: {section}.{key}: {e.message}") from None
-    return out
-
-
 def log_fields(settings: "Settings") -> "LogFields":
     from diagnostics.logs import LogFields
-    from diagnostics.result import Result
 
     defaults = {f.name: f.default for f in dataclasses.fields(LogFields)}
     return LogFields(**string_section(settings, "elasticsearch", defaults, {"default_app": app_label}))

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bot.args import choice
 from bot.checks.common import Check, run_checks
 from bot.commands import Arg, Command, Context
 from bot.report import Report
-
-
-@dataclass(frozen=True)
-class Word(Arg):
-    """An optional literal word (a subcommand such as `top`), shown as itself in the usage."""
-
-    @property
-    def usage(self) -> str:
-        return f"[{self.metavar or self.name}]"
 
 
 async def db(ctx: Context, args: dict[str, object]) -> Report:
@@ -37,8 +26,8 @@ COMMANDS = [
         "db",
         "PostgreSQL round trip, connections in use of max_connections, version; `top`: pg_stat_statements "
         "top 5 by total time",
-        (Word("view", "`top` for the statements taking the most time", required=False, convert=choice("top"),
-              metavar="top"),),
+        (Arg("view", "`top` for the statements taking the most time", required=False, convert=choice("top"),
+             metavar="top", kind="word"),),
         run=db,
         backend="database",
         example="db top",

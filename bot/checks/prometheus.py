@@ -21,7 +21,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 

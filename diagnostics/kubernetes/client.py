@@ -184,13 +184,13 @@ async def call_api(
 
 def api_error_message(e: ApiException, server: str) -> str:
     http_status = f"{e.status or 0} {e.reason or ''}".strip()  # "403 Forbidden"
-    message = _status_message(e) or e.reason or "no details"
+    message = status_message(e) or e.reason or "no details"
     if e.status in (401, 403):
         return f"Kubernetes refused the request ({http_status}): {message}"
     return f"Kubernetes: API error {http_status} at {server}: {message}"
 
 
-def _status_message(e: ApiException) -> str:
+def status_message(e: ApiException) -> str:
     """The `message` of the Kubernetes Status object in the error body, if there is one."""
     body = e.body
     if isinstance(body, bytes):

@@ -30,7 +30,7 @@ from kubernetes.aio.client import ApiClient, ApiException, V1Pod
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
-from diagnostics.kubernetes.client import _status_message, call_api
+from diagnostics.kubernetes.client import status_message, call_api
 from diagnostics.kubernetes.deploy import deployment_pods, missing, read_deployment, read_or_none
 from diagnostics.kubernetes.pod_health import analyse_pod
 from diagnostics.result import FileAttachment, Result, Row, Status
@@ -286,6 +286,6 @@ async def _read_log(
         # 400: the container is waiting to start, or has no previous instance; 404: pod gone.
         if e.status not in (400, 404):
             raise
-        why = _status_message(e) or f"{e.status} {e.reason or ''}".strip()
+        why = status_message(e) or f"{e.status} {e.reason or ''}".strip()
         return PodLog(name, problem=f"no log: {truncate(one_line(why))}")
     return PodLog(name, parse_log(text or ""), problem=hint)

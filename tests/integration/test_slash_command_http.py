@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.plugins.kube import crashloop, image_pull_backoff, running_ready, seed_checkout_prod
+from tests.plugins.kube import image_pull_backoff, running_ready, seed_checkout_prod
 from tests.slack_requests import send_slash_command
 
 pytestmark = pytest.mark.integration
