@@ -30,6 +30,7 @@ from bot.render_alerts import alert_message, duration, investigation_message
 from bot.report import describe_exception
 from bot.runners import execute
 from bot.store import Store
+from diagnostics.http_api import BackendError
 from diagnostics.result import Result
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class AlertThreads:
             async with self.track():
                 try:
                     await work
+                except BackendError as e:  # Alertmanager down: one line says so, no traceback
+                    log.warning("alert not handled: %s", e)
                 except Exception:  # noqa: BLE001 - one alert's failure must not stop the others
                     log.exception("alert handling failed")
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal, Mapping
 
+from diagnostics.http_api import get_json
+from diagnostics.http_api import parse_time as _parse_time
+
 Status = Literal["firing", "resolved"]
-
-# Alertmanager's "zero" time for an alert that has not ended.
-_NO_END = "0001-01-01T00:00:00Z"
-
 
 class AlertPayloadError(ValueError):
     """A webhook body that is not what Alertmanager sends; the message says what is wrong."""
@@ -72,19 +71,6 @@ class Notification:
     group_labels: Mapping[str, str]
     external_url: str
     alerts: tuple[Alert, ...]
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
-        return None
-    text = value.replace("Z", "+00:00")
-    # Go prints nanoseconds; Python reads at most microseconds.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:
@@ -281,11 +267,12 @@ def _description_in(description: str, text: str) -> bool:
 
 
 async def fetch_active(http: Any, url: str, timeout: float) -> list[Alert]:
-    """Alertmanager's active alerts (API v2). Raises on failure: the caller decides what it means."""
-    import aiohttp
-
-    async with http.get(f"{url}/api/v2/alerts", params={"active": "true"},
-                        timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-        response.raise_for_status()
-        items = await response.json()
+    """Alertmanager's active alerts (API v2); BackendError, one line, when it can't answer."""
+    items = await get_json(http, f"{url}/api/v2/alerts", backend="Alertmanager", location=url, timeout=timeout,
+                           params={"active": "true"})
     return [alert_from_api(item) for item in items if isinstance(item, dict)]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Alertmanager's timestamps (Go's RFC 3339, nanoseconds); None for absent or Go's zero time."""
+    return _parse_time(value) if isinstance(value, str) else None

@@ -14,9 +14,7 @@ from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
     DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
-    PlainTextObject,
     SectionBlock,
 )
 
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
 MAX_BLOCKS = 50
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
-HEADER_LIMIT = 150
 MAX_FIELDS = 10
 MAX_TEXT = 3900  # the notification text; Slack advises under 4000
 MAX_CODE_LINES = 40  # inline log lines; more goes to a file (later issues) or is cut with a note
@@ -152,10 +149,6 @@ def fit_blocks(blocks: list[Block]) -> list[dict]:
                           "run the same command in the terminal for the full output"))
         blocks = kept
     return [b.to_dict() for b in blocks]
-
-
-def header(text: str) -> dict:
-    return HeaderBlock(text=PlainTextObject(text=truncate(text, HEADER_LIMIT))).to_dict()
 
 
 # ----------------------------------------------------------------------------- terminal

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from diagnostics.result import Result, Status
@@ -22,8 +22,6 @@ class Report:
     title: str
     results: list[Result]
     elapsed: float = 0.0
-    # Suggested mitigations (filled by playbooks in later issues).
-    actions: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> Status:

@@ -23,14 +23,14 @@ class BackendError(Exception):
     """A backend could not answer. The message is one line: "Alertmanager: HTTP 503 at http://…"."""
 
 
-async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, location: str, timeout: float,
-                   params: dict[str, str] | None = None) -> Any:
+async def request(session: aiohttp.ClientSession, url: str, *, backend: str, location: str, timeout: float,
+                  params: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """GET `url`: its status and body, whatever the status; BackendError if there is no answer."""
     try:
         async with asyncio.timeout(timeout):
-            request = session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout))
-            async with request as response:
-                body = await response.read()
-                status = response.status
+            call = session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout))
+            async with call as response:
+                return response.status, await response.read()
     except TimeoutError:
         raise BackendError(f"{backend}: timed out after {timeout:g} s at {location}") from None
     except aiohttp.ClientConnectorError as e:
@@ -39,6 +39,11 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, lo
     except aiohttp.ClientError as e:
         detail = f"{type(e).__name__}: {one_line(str(e))}"
         raise BackendError(f"{backend}: request to {location} failed: {detail}") from None
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, location: str, timeout: float,
+                   params: dict[str, str] | None = None) -> Any:
+    status, body = await request(session, url, backend=backend, location=location, timeout=timeout, params=params)
     if status != 200:
         raise BackendError(f"{backend}: HTTP {status} at {location}: {snippet(body)}")
     try:

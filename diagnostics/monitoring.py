@@ -7,10 +7,12 @@ for whatever is broken, the Result says the runbook's next step.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
 
+from diagnostics.http_api import BackendError, request
 from diagnostics.result import Result, Status
 
 # The runbook's next steps, per component.
@@ -41,46 +43,37 @@ NEXT_STEPS = {
 }
 
 
-class Unreachable(Exception):
-    """The component did not answer as a healthy one does; the message says how."""
-
-
-async def _get(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[int, Any]:
+async def _get(session: aiohttp.ClientSession, url: str, timeout: float, component: str,
+               where: str) -> tuple[int, Any]:
+    """Status and body (JSON when it parses, else None); BackendError when there is no answer."""
+    status, body = await request(session, url, backend=component, location=where, timeout=timeout)
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            body: Any = await response.json(content_type=None) if "json" in response.content_type else \
-                await response.text()
-            return response.status, body
-    except asyncio.TimeoutError:
-        raise Unreachable(f"timed out after {timeout:g} s") from None
-    except aiohttp.ClientConnectionError as e:
-        raise Unreachable(f"cannot connect ({type(e).__name__}: {e})") from None
-    except (aiohttp.ClientError, ValueError) as e:
-        raise Unreachable(f"bad answer ({type(e).__name__}: {e})") from None
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
 
 
-def _broken(title: str, where: str, problem: str, steps: str, status: Status = Status.ERROR) -> Result:
-    return Result(status=status, title=title, summary=f"{problem} at {where}",
-                  lines=["Next steps:", *NEXT_STEPS[steps]])
+def _broken(title: str, summary: str, steps: str, status: Status = Status.ERROR) -> Result:
+    return Result(status=status, title=title, summary=summary, lines=["Next steps:", *NEXT_STEPS[steps]])
 
 
 async def prometheus_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
     title = "Prometheus"
     try:
-        ready, _ = await _get(session, f"{url}/-/ready", timeout)
+        ready, _ = await _get(session, f"{url}/-/ready", timeout, title, url)
         if ready != 200:
-            return _broken(title, url, f"not ready (HTTP {ready})", "prometheus_down")
+            return _broken(title, f"not ready (HTTP {ready}) at {url}", "prometheus_down")
         (code, targets), (_, tsdb) = await asyncio.gather(
-            _get(session, f"{url}/api/v1/targets?state=active", timeout),
-            _get(session, f"{url}/api/v1/status/tsdb", timeout),
+            _get(session, f"{url}/api/v1/targets?state=active", timeout, title, url),
+            _get(session, f"{url}/api/v1/status/tsdb", timeout, title, url),
         )
-    except Unreachable as e:
-        return _broken(title, url, str(e), "prometheus_down")
+    except BackendError as e:
+        return _broken(title, str(e), "prometheus_down")
     data = targets.get("data") if isinstance(targets, dict) else None
     active = data.get("activeTargets") if isinstance(data, dict) else None
     if code != 200 or not isinstance(active, list):
         problem = f"HTTP {code}" if code != 200 else "no JSON list of active targets"
-        return _broken(title, url, f"ready, but /api/v1/targets answered {problem}", "prometheus_down")
+        return _broken(title, f"ready, but /api/v1/targets answered {problem} at {url}", "prometheus_down")
     down = [t for t in active if t.get("health") != "up"]
     series = (tsdb or {}).get("data", {}).get("headStats", {}).get("numSeries") if isinstance(tsdb, dict) else None
     fields = {"Targets": f"{len(active) - len(down)}/{len(active)} up"}
@@ -100,12 +93,12 @@ async def prometheus_health(session: aiohttp.ClientSession, url: str, *, timeout
 async def alertmanager_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
     title = "Alertmanager"
     try:
-        ready, _ = await _get(session, f"{url}/-/ready", timeout)
+        ready, _ = await _get(session, f"{url}/-/ready", timeout, title, url)
         if ready != 200:
-            return _broken(title, url, f"not ready (HTTP {ready})", "alertmanager")
-        _, status = await _get(session, f"{url}/api/v2/status", timeout)
-    except Unreachable as e:
-        return _broken(title, url, str(e), "alertmanager")
+            return _broken(title, f"not ready (HTTP {ready}) at {url}", "alertmanager")
+        _, status = await _get(session, f"{url}/api/v2/status", timeout, title, url)
+    except BackendError as e:
+        return _broken(title, str(e), "alertmanager")
     cluster = status.get("cluster", {}) if isinstance(status, dict) else {}
     state = cluster.get("status", "unknown")
     peers = len(cluster.get("peers") or [])
@@ -127,10 +120,10 @@ async def elasticsearch_health(es: Any, url: str, *, timeout: float = 8.0) -> Re
     try:
         health = await asyncio.wait_for(es.options(request_timeout=timeout).cluster.health(), timeout)
     except (asyncio.TimeoutError, ConnectionTimeout):
-        return _broken(title, url, f"timed out after {timeout:g} s", "elasticsearch")
+        return _broken(title, f"timed out after {timeout:g} s at {url}", "elasticsearch")
     except Exception as e:  # noqa: BLE001 - the client raises many kinds; each is "not answering"
-        return _broken(title, url, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                       "elasticsearch")
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        return _broken(title, f"{type(e).__name__}: {first_line} at {url}", "elasticsearch")
     colour = health.get("status", "unknown")
     fields = {
         "Status": colour,
@@ -145,13 +138,13 @@ async def elasticsearch_health(es: Any, url: str, *, timeout: float = 8.0) -> Re
 async def grafana_health(session: aiohttp.ClientSession, url: str, *, timeout: float = 8.0) -> Result:
     title = "Grafana"
     try:
-        code, body = await _get(session, f"{url}/api/health", timeout)
-    except Unreachable as e:
-        return _broken(title, url, str(e), "grafana")
+        code, body = await _get(session, f"{url}/api/health", timeout, title, url)
+    except BackendError as e:
+        return _broken(title, str(e), "grafana")
     database = body.get("database") if isinstance(body, dict) else None
     if code != 200 or database != "ok":
         problem = f"unhealthy (HTTP {code}, database {database or 'unknown'})"
-        return _broken(title, url, problem, "grafana", Status.CRITICAL)
+        return _broken(title, f"{problem} at {url}", "grafana", Status.CRITICAL)
     version = body.get("version", "")
     return Result(status=Status.OK, title=title, summary="healthy; database ok",
                   fields={"Version": version} if version else {})
