@@ -557,3 +557,12 @@ async def test_a_hanging_api_server_is_a_timeout_error_within_the_timeout(kube, 
     assert time.monotonic() - started < 1.5
     assert result.status is Status.ERROR
     assert result.summary == f"Kubernetes: timed out after 0.5 s at {kube.url}"
+
+
+async def test_a_log_cut_by_the_servers_byte_limit_says_so(kube, kube_api):
+    kube.seed_deployment("checkout", "prod", pods=[running_ready(name="aaaaa")])
+    kube.set_log("prod", "aaaaa", log_lines(*[f"line {i:05} " + "x" * 500 for i in range(1500)]))  # ~780 KiB
+
+    result = await workload_logs(kube_api, "checkout", "prod", LogQuery(since_seconds=3600), now=NOW)
+
+    assert any("only the first 512 KiB read" in row.detail for row in result.rows), result.rows

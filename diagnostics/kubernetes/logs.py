@@ -288,4 +288,9 @@ async def _read_log(
             raise
         why = status_message(e) or f"{e.status} {e.reason or ''}".strip()
         return PodLog(name, problem=f"no log: {truncate(one_line(why))}")
-    return PodLog(name, parse_log(text or ""), problem=hint)
+    text = text or ""
+    if len(text.encode("utf-8", "replace")) >= MAX_BYTES_PER_POD:
+        # The server stops at limitBytes: say so, or the newest lines seem simply not there.
+        cut = f"only the first {MAX_BYTES_PER_POD // 1024} KiB read — narrow with --since or --tail"
+        hint = f"{hint}; {cut}" if hint else cut
+    return PodLog(name, parse_log(text), problem=hint)
