@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.clients import Clients, ClientSetupError
-from bot.commands import UsageError, build_table
-from bot.config import ConfigError, Settings, load_settings
-from bot.logs import setup_logging
-from bot.metrics import Metrics
-from bot.render import help_text, report_text
+from bot.errors import UsageError
+from bot.commands.table import build_table
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
+from bot.runtime.logsetup import setup_logging
+from bot.runtime.metrics import Metrics
+from bot.slack.render import help_text, report_text
 from diagnostics.result import Status
 
 if TYPE_CHECKING:
@@ -30,9 +32,9 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.report import Report
-    from bot.alert_threads import AlertThreads
-    from bot.slack_app import Runtime
+    from bot.commands.report import Report
+    from bot.alerting.threads import AlertThreads
+    from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("app")
 
@@ -74,8 +76,8 @@ def save_files(report: "Report") -> None:
 
 
 async def run_cli(settings: Settings, words: list[str]) -> int:
-    from bot.commands import Context
-    from bot.runners import execute
+    from bot.commands.model import Context
+    from bot.commands.execute import execute
 
     table = build_table()
     try:
@@ -129,11 +131,11 @@ class RunningBot:
 
 
 def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertThreads":
-    from bot.alert_threads import AlertThreads, alert_settings
-    from bot.alerts import fetch_active
-    from bot.config import safe_url
-    from bot.playbooks import load_playbooks, validate_steps
-    from bot.poster import Poster
+    from bot.alerting.threads import AlertThreads, alert_settings
+    from bot.alerting.ingest import fetch_active
+    from bot.settings import safe_url
+    from bot.alerting.playbooks import load_playbooks, validate_steps
+    from bot.slack.poster import Poster
 
     settings, clients = runtime.settings, runtime.clients
     config = alert_settings(settings)
@@ -165,10 +167,11 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     import handlers
-    from bot.server import build_server
-    from bot.slack_app import Runtime, build_app, build_web_client
+    from bot.runtime.server import build_server
+    from bot.runtime.runtime import Runtime
+    from bot.slack.app import build_app, build_web_client
 
-    from bot.store import open_store
+    from bot.state.store import open_store
 
     clients = await Clients.build(settings)
     runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=Metrics(),

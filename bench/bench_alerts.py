@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import app  # noqa: E402
 from bench.bench_diagnostics import _kube_objects, _serve  # noqa: E402
-from bot.config import load_settings  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
 ROUNDS = 5

@@ -27,8 +27,8 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.checks.common import Check, run_checks  # noqa: E402
-from bot.commands import Context  # noqa: E402
-from bot.config import Settings  # noqa: E402
+from bot.commands.model import Context  # noqa: E402
+from bot.settings import Settings  # noqa: E402
 from diagnostics.cache import QueryCache  # noqa: E402
 from diagnostics.kubernetes import make_api_client, pod_status  # noqa: E402
 from diagnostics.result import Result, Status  # noqa: E402
@@ -51,7 +51,7 @@ class _StubClients:
         return True
 
     def backend(self, backend: str) -> Any:
-        from bot.report import Backend
+        from bot.commands.report import Backend
 
         return Backend(backend, "loopback")
 

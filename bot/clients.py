@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import Settings, safe_url
-from bot.report import Backend
+from bot.settings import Settings, safe_url
+from bot.commands.report import BackendLocation
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache
 
@@ -125,12 +125,12 @@ class Clients:
         """backend -> what to set, for each backend the bot has no client for."""
         return {b: setting for b, (_, setting) in BACKEND_SETTINGS.items() if not self.configured(b)}
 
-    def backend(self, backend: str) -> Backend:
+    def backend(self, backend: str) -> BackendLocation:
         """Name and location of a backend, for error messages (never with credentials)."""
         s = self.settings
         if backend == "kubernetes":
             host = self.kubernetes.configuration.host if self.kubernetes is not None else "(not configured)"
-            return Backend("Kubernetes", host)
+            return BackendLocation("Kubernetes", host)
         locations = {
             "prometheus": ("Prometheus", s.prometheus_url),
             "alertmanager": ("Alertmanager", s.alertmanager_url),
@@ -141,7 +141,7 @@ class Clients:
             "http": ("HTTP", "the configured dependencies"),
         }
         name, location = locations[backend]
-        return Backend(name, safe_url(location))
+        return BackendLocation(name, safe_url(location))
 
     async def close(self) -> None:
         if self.kubernetes is not None:

@@ -1,10 +1,23 @@
-"""Errors a person caused and can fix by typing something else."""
+"""One tree of the errors the bot raises on purpose; each message is one line a person can act on.
+
+    ChatOpsError
+      UsageError    bad input from a person: what is wrong and what to type instead
+      ConfigError   a configuration problem, phrased for the person starting the bot (exit 2)
+"""
 
 
-class UsageError(Exception):
+class ChatOpsError(Exception):
+    """An error the bot raised on purpose, with a message meant for a person."""
+
+
+class UsageError(ChatOpsError):
     """Bad input from a person: the message says what is wrong and what to type instead."""
 
     def __init__(self, message: str, usage: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.usage = usage
+
+
+class ConfigError(ChatOpsError):
+    """A configuration problem, phrased for the person starting the bot."""

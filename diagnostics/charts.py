@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 
 from diagnostics.http_api import BackendError
 from diagnostics.presets import Thresholds
-from diagnostics.prometheus import PrometheusSource, compact_duration, series_name, worst_summary
+from diagnostics.durations import compact_duration
+from diagnostics.prometheus import PrometheusSource, series_name, worst_summary
 from diagnostics.promql import format_value
 from diagnostics.result import FileAttachment, Link, Result, Status
 

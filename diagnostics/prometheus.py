@@ -25,6 +25,7 @@ from prometheus_api_client import PrometheusApiClientException
 
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache, cached
+from diagnostics.durations import compact_duration
 from diagnostics.http_api import BackendError, age, get_json, parse_time, snippet
 from diagnostics.presets import Preset, Thresholds
 from diagnostics.promql import (
@@ -211,14 +212,6 @@ def query_links(prometheus_location: str, expr: str, range_seconds: int = 3600,
         explore = f"{grafana_url.rstrip('/')}/explore?{urlencode({'left': left})}"
         links.append(Link("Open in Grafana", explore))
     return links
-
-
-def compact_duration(seconds: int) -> str:
-    """3600 -> "1h", 90 -> "90s": Prometheus' own duration syntax, largest exact unit."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 # --------------------------------------------------------------------------- promql

@@ -2,8 +2,8 @@
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.alert_threads import AlertThreads
-from bot.slack_app import Runtime
+from bot.alerting.threads import AlertThreads
+from bot.runtime.runtime import Runtime
 
 
 def register_all(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:

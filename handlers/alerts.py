@@ -1,6 +1,6 @@
 """Alerts arriving: Alertmanager's webhook (`POST /alertmanager`) and its posts in Slack.
 
-Both answer at once and hand the work to bot.alert_threads in the background, so that
+Both answer at once and hand the work to bot.alerting.threads in the background, so that
 Alertmanager's webhook timeout and Slack's 3-second rule are met during a storm.
 """
 
@@ -15,10 +15,10 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alert_threads import AlertThreads
-from bot.alerts import AlertPayloadError, parse_post, parse_webhook
-from bot.report import describe_exception
-from bot.slack_app import Runtime
+from bot.alerting.threads import AlertThreads
+from bot.alerting.ingest import AlertPayloadError, parse_post, parse_webhook
+from bot.commands.report import describe_exception
+from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import UsageError
-from bot.mrkdwn import code, escape, safe, safe_file
-from bot.render import Message, help_message, report_message, usage_message
-from bot.report import Report, describe_exception
-from bot.runners import execute
-from bot.slack_app import Runtime
+from bot.errors import UsageError
+from bot.slack.mrkdwn import code, escape, safe, safe_file
+from bot.slack.render import Message, help_message, report_message, usage_message
+from bot.commands.report import Report, describe_exception
+from bot.commands.execute import execute
+from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

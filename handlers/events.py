@@ -12,8 +12,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.say.async_say import AsyncSay
 
-from bot.mrkdwn import escape
-from bot.slack_app import Runtime
+from bot.slack.mrkdwn import escape
+from bot.runtime.runtime import Runtime
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:

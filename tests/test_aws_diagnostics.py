@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from bot.clients import Clients
-from bot.config import Settings
+from bot.settings import Settings
 from diagnostics.aws import Aws, cache_status, rds_status, target_health
 from diagnostics.result import Status
 from tests.servers.aws import REGION

@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from bot.checks.http import dependencies
-from bot.config import ConfigError, Settings
+from bot.errors import ConfigError
+from bot.settings import Settings
 from diagnostics.cache import QueryCache
 from diagnostics.http import DEFAULT_DEPENDENCIES, Dependency, check_dependencies
 from diagnostics.result import Result, Status

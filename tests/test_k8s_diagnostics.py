@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 import kmock as kmock_lib
-from bot.commands import build_table
+from bot.commands.table import build_table
 from bot.errors import UsageError
 from diagnostics.cache import QueryCache
 from diagnostics.kubernetes import (

@@ -22,8 +22,9 @@ from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from bot.checks import prometheus as checks
-from bot.commands import build_table
-from bot.config import ConfigError, Settings, load_settings
+from bot.commands.table import build_table
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
 from bot.errors import UsageError
 from diagnostics.alertmanager import firing_alerts
 from diagnostics.blocking import BlockingPool

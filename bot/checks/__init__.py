@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.commands import Command
-    from bot.config import Settings
+    from bot.commands.model import Command
+    from bot.settings import Settings
 
 # In the order `help` lists them.
-MODULES = ("kubernetes", "prometheus", "logs", "aws", "postgres", "http", "monitoring")
+MODULES = ("kubernetes", "prometheus", "elasticsearch", "aws", "postgres", "http", "monitoring")
 
 
 def _modules() -> list:  # type: ignore[type-arg]

@@ -18,12 +18,12 @@ import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.checks.common import Check, run_checks, string_section
-from bot.commands import Arg, Command, Context
+from bot.commands.model import Arg, Command, Context
 from bot.errors import UsageError
-from bot.report import Report
+from bot.commands.report import Report
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
     from diagnostics.aws import Aws
     from diagnostics.result import Result
 

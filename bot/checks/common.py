@@ -6,15 +6,15 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
-from bot.args import k8s_namespace
-from bot.commands import Arg, Context
-from bot.config import ConfigError
+from bot.commands.args import k8s_namespace
+from bot.commands.model import Arg, Context
+from bot.errors import ConfigError
 from bot.errors import UsageError
-from bot.report import run_diagnostic
+from bot.commands.report import run_diagnostic
 from diagnostics.result import Result
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 NAMESPACE = Arg("namespace", "Kubernetes namespace (default from config)", flags=("-n", "--namespace"),
                 required=False, convert=k8s_namespace)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bot.checks.common import Check, run_checks
-from bot.commands import Command, Context
-from bot.config import ConfigError
-from bot.report import Report
+from bot.commands.model import Command, Context
+from bot.errors import ConfigError
+from bot.commands.report import Report
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
     from diagnostics.http import Dependency
 
 METHODS = ("GET", "HEAD", "POST", "OPTIONS")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.checks.common import Check, run_checks
-from bot.commands import Command, Context
-from bot.report import Report
+from bot.commands.model import Command, Context
+from bot.commands.report import Report
 from diagnostics import monitoring
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.args import choice
+from bot.commands.args import choice
 from bot.checks.common import Check, run_checks
-from bot.commands import Arg, Command, Context
-from bot.report import Report
+from bot.commands.model import Arg, Command, Context
+from bot.commands.report import Report
 
 
 async def db(ctx: Context, args: dict[str, object]) -> Report:

@@ -24,12 +24,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.args import duration, label_filters
+from bot.commands.args import duration, label_filters
 from bot.checks.common import Check, run_checks
-from bot.commands import Arg, Command, Context
-from bot.config import ConfigError, Settings, safe_url
+from bot.commands.model import Arg, Command, Context
+from bot.errors import ConfigError
+from bot.settings import Settings, safe_url
 from bot.errors import UsageError
-from bot.report import Report
+from bot.commands.report import Report
 from diagnostics.presets import DEFAULT_PRESETS, Preset, SloTargets, Thresholds
 from diagnostics.promql import Matcher
 from diagnostics.result import Result, Status
@@ -218,7 +219,8 @@ async def _report(ctx: Context, title: str, backend: str, run: Any, extra: float
 
 
 async def promql(ctx: Context, args: dict[str, object]) -> Report:
-    from diagnostics.prometheus import compact_duration, promql_instant, promql_range
+    from diagnostics.durations import compact_duration
+    from diagnostics.prometheus import promql_instant, promql_range
 
     expr = str(args["expr"])
     seconds = int(args["range"]) if args["range"] else 0  # type: ignore[call-overload]

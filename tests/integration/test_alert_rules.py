@@ -27,7 +27,7 @@ def test_runbook_rules_pass_promtool(tmp_path):
 
 
 def test_every_runbook_alert_has_a_playbook():
-    from bot.playbooks import DEFAULT_PLAYBOOKS
+    from bot.alerting.playbooks import DEFAULT_PLAYBOOKS
 
     names = {rule["alert"] for group in rule_groups()["groups"] for rule in group["rules"]}
     assert names == set(DEFAULT_PLAYBOOKS)

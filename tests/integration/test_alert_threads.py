@@ -173,7 +173,7 @@ async def test_alertmanager_post_in_a_channel_gets_the_playbook_in_its_thread_on
 
 
 async def test_a_post_that_matches_no_alert_gets_no_reply(bot, fake_slack, signing_secret, caplog):
-    caplog.set_level(logging.INFO, logger="bot.alert_threads")
+    caplog.set_level(logging.INFO, logger="bot.alerting.threads")
     fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
     post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
     fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",

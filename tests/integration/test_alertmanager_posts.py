@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import alert_from_api, match_post, parse_post
+from bot.alerting.ingest import alert_from_api, match_post, parse_post
 
 pytestmark = pytest.mark.integration
 

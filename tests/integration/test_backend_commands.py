@@ -17,16 +17,18 @@ import pytest
 import yaml
 
 from bot.clients import Clients
-from bot.commands import Context, build_table
-from bot.config import ConfigError, Settings, load_settings
+from bot.commands.model import Context
+from bot.commands.table import build_table
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
 from bot.errors import UsageError
-from bot.report import Report
-from bot.runners import execute
+from bot.commands.report import Report
+from bot.commands.execute import execute
 from diagnostics.result import Status
 from tests.servers.aws import REGION
 from tests.slack_requests import send_slash_command
 from tests.test_aws_diagnostics import create_db, rds_metrics
-from tests.test_logs_diagnostics import INDEX, error_doc
+from tests.test_elasticsearch_diagnostics import INDEX, error_doc
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from bot.clients import Clients
-from bot.commands import Context, build_table
-from bot.config import Settings
-from bot.runners import execute
+from bot.commands.model import Context
+from bot.commands.table import build_table
+from bot.settings import Settings
+from bot.commands.execute import execute
 from diagnostics.result import Status
 from tests.servers.aws import REGION
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.poster import Poster
+from bot.slack.poster import Poster
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.store import open_store
+from bot.state.store import open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])

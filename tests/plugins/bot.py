@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 import app
-from bot.config import load_settings
+from bot.settings import load_settings
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import UsageError, build_table
+from bot.errors import UsageError
+from bot.commands.table import build_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,13 +68,13 @@ def test_curly_quotes_from_slack_clients_are_read_as_quotes(table):
 
 
 def test_readme_and_manifests_list_exactly_the_commands_of_the_table():
-    from bot.docs import main
+    from bot.commands.docs import main
 
-    assert main(["--check"]) == 0, "README or a manifest is out of date: run python -m bot.docs"
+    assert main(["--check"]) == 0, "README or a manifest is out of date: run python -m bot.commands.docs"
 
 
 def test_docs_generator_writes_every_usage_into_the_readme_table(table):
-    from bot.docs import readme_table, usage_hint
+    from bot.commands.docs import readme_table, usage_hint
 
     text = readme_table(table)
     for command in table:

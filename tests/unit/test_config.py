@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.errors import ConfigError
+from bot.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s3cr3t-signing"}

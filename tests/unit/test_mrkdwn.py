@@ -1,4 +1,4 @@
-from bot.mrkdwn import code, escape, redact, truncate
+from bot.slack.mrkdwn import code, escape, redact, truncate
 
 
 def test_escape_neutralises_mentions_and_forged_links():
@@ -30,7 +30,7 @@ def test_redact_hides_tokens_passwords_and_known_secrets():
 
 
 def test_text_files_lose_their_credentials_and_images_are_untouched():
-    from bot.mrkdwn import safe_file
+    from bot.slack.mrkdwn import safe_file
     from diagnostics.result import FileAttachment
 
     log = FileAttachment("logs.txt", b"connecting to postgresql://app:s3cret@db/app\nok", mimetype="text/plain")

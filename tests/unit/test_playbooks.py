@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import Alert, parse_webhook
-from bot.config import ConfigError
-from bot.playbooks import expression, load_playbooks
+from bot.alerting.model import Alert
+from bot.alerting.ingest import parse_webhook
+from bot.errors import ConfigError
+from bot.alerting.playbooks import expression, load_playbooks
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from bot.alerts import Alert
-from bot.config import ConfigError
+from bot.alerting.model import Alert
+from bot.errors import ConfigError
 
 DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
     "APIServerDown": {

@@ -18,13 +18,14 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.mrkdwn import safe as escape
-from bot.mrkdwn import link_url, truncate
-from bot.report import Report
+from bot.slack.mrkdwn import safe
+from bot.slack.mrkdwn import link_url, truncate
+from bot.commands.report import Report
 from diagnostics.result import Result, Row, Status
 
 if TYPE_CHECKING:
-    from bot.commands import Command, UsageError
+    from bot.commands.model import Command
+    from bot.errors import UsageError
 
 
 MAX_BLOCKS = 50
@@ -63,17 +64,17 @@ def report_message(report: Report, footer: str = "") -> Message:
 
 
 def fallback_text(report: Report) -> str:
-    parts = [f"{EMOJI[r.status]} {escape(r.title)}: {escape(r.summary)}" for r in report.results]
-    return truncate("\n".join(parts) or escape(report.title), MAX_TEXT)
+    parts = [f"{EMOJI[r.status]} {safe(r.title)}: {safe(r.summary)}" for r in report.results]
+    return truncate("\n".join(parts) or safe(report.title), MAX_TEXT)
 
 
 def result_blocks(result: Result) -> list[Block]:
-    head = f"{EMOJI[result.status]} *{escape(result.title)}*\n{escape(result.summary)}"
+    head = f"{EMOJI[result.status]} *{safe(result.title)}*\n{safe(result.summary)}"
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate(head, SECTION_LIMIT)))]
     if result.fields:
         items = list(result.fields.items())
         fields = [
-            MarkdownTextObject(text=truncate(f"*{escape(k)}*\n{escape(v)}", FIELD_LIMIT))
+            MarkdownTextObject(text=truncate(f"*{safe(k)}*\n{safe(v)}", FIELD_LIMIT))
             for k, v in items[:MAX_FIELDS]
         ]
         blocks.append(SectionBlock(fields=fields))
@@ -82,22 +83,22 @@ def result_blocks(result: Result) -> list[Block]:
     if result.rows:
         blocks.extend(_sections(_row_line(result.columns, row) for row in result.rows))
     if result.folded_rows_note:
-        blocks.append(_note(escape(result.folded_rows_note)))
+        blocks.append(_note(safe(result.folded_rows_note)))
     if result.lines:
         blocks.extend(_code_blocks(result.lines))
     if result.links:
-        links = " · ".join(f"<{link_url(link.url)}|{escape(link.label)}>" for link in result.links)
+        links = " · ".join(f"<{link_url(link.url)}|{safe(link.label)}>" for link in result.links)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(links, SECTION_LIMIT))]))
     return blocks
 
 
 def _row_line(columns: Sequence[str], row: Row) -> str:
     name, *rest = row.cells or ("",)
-    line = f"{EMOJI[row.status]} *{escape(name)}*"
+    line = f"{EMOJI[row.status]} *{safe(name)}*"
     if row.detail:
-        line += f" — {escape(row.detail)}"
+        line += f" — {safe(row.detail)}"
     pairs = [
-        f"{escape(col)} {escape(value)}" if col else escape(value)
+        f"{safe(col)} {safe(value)}" if col else safe(value)
         for col, value in zip(columns[1:], rest)
         if value != ""
     ]
@@ -124,7 +125,7 @@ def _sections(lines: Iterable[str]) -> list[Block]:
 def _code_blocks(lines: list[str]) -> list[Block]:
     shown = lines[:MAX_CODE_LINES]
     # Backticks would close the code fence early.
-    body = "\n".join(escape(line).replace("```", "'''") for line in shown)
+    body = "\n".join(safe(line).replace("```", "'''") for line in shown)
     budget = SECTION_LIMIT - 8
     blocks: list[Block] = []
     if len(body) > budget:
@@ -207,13 +208,13 @@ def help_lines(commands: Iterable["Command"], prefix: str, unconfigured: dict[st
 
 
 def help_message(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> Message:
-    rows = [f"`{escape(usage)}`\n        {escape(text)}" for usage, text in help_lines(commands, prefix, unconfigured)]
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{escape(prefix)} commands*"))]
+    rows = [f"`{safe(usage)}`\n        {safe(text)}" for usage, text in help_lines(commands, prefix, unconfigured)]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{safe(prefix)} commands*"))]
     blocks.extend(_sections(rows))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
         text="Options follow kubectl: `-n prod`, `--namespace=prod`. Results post in the channel; "
              "mistakes are answered only to you.")]))
-    return Message(text=f"{escape(prefix)} commands", blocks=fit_blocks(blocks))
+    return Message(text=f"{safe(prefix)} commands", blocks=fit_blocks(blocks))
 
 
 def help_text(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> str:
@@ -223,7 +224,7 @@ def help_text(commands: Iterable["Command"], prefix: str, unconfigured: dict[str
 
 
 def usage_message(error: "UsageError", prefix: str) -> Message:
-    text = f":warning: {escape(error.message)}"
+    text = f":warning: {safe(error.message)}"
     if error.usage:
-        text += f"\nUsage: `{escape(prefix)} {escape(error.usage)}`"
+        text += f"\nUsage: `{safe(prefix)} {safe(error.usage)}`"
     return Message(text=truncate(text, MAX_TEXT), blocks=[])

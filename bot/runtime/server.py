@@ -15,9 +15,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.health import readiness
-from bot.metrics import CONTENT_TYPE
-from bot.slack_app import Runtime
+from bot.runtime.health import readiness
+from bot.runtime.metrics import CONTENT_TYPE
+from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Literal, Mapping
 
-from bot.alerts import Alert, AlertPost, Notification, match_post
-from bot.commands import CommandTable, Context
-from bot.config import ConfigError, Settings
+from bot.alerting.model import Alert, Notification
+from bot.alerting.ingest import AlertPost, match_post
+from bot.commands.parser import CommandTable
+from bot.commands.model import Context
+from bot.errors import ConfigError
+from bot.settings import Settings
 from bot.errors import UsageError
-from bot.playbooks import MISSING_PREFIX, Playbooks
-from bot.poster import Poster
-from bot.render_alerts import alert_message, duration, investigation_message
-from bot.report import describe_exception
-from bot.runners import execute
-from bot.store import Store
+from bot.alerting.playbooks import MISSING_PREFIX, Playbooks
+from bot.slack.poster import Poster
+from bot.slack.render_alerts import alert_message, investigation_message
+from diagnostics.durations import spoken_duration
+from bot.commands.report import describe_exception
+from bot.commands.execute import execute
+from bot.state.store import Store
 from diagnostics.http_api import BackendError
 from diagnostics.result import Result
 
@@ -255,7 +259,7 @@ class AlertThreads:
             return
         state["last_note"] = now
         await self.store.put(key, state, ttl=THREAD_TTL)
-        firing_for = duration(now - datetime.fromisoformat(state["starts_at"]).timestamp())
+        firing_for = spoken_duration(now - datetime.fromisoformat(state["starts_at"]).timestamp())
         await self.poster.post(state["channel"], f":repeat: Still firing for {firing_for}.", thread_ts=state["ts"])
 
     async def _resolve(self, key: str, alert: Alert) -> None:
@@ -276,7 +280,7 @@ class AlertThreads:
             stored = _stored_alert(state)
             message = alert_message(stored, self.links(stored), resolved_after=lasted)
             await self.poster.update(state["channel"], state["ts"], message.text, message.blocks)
-        await self.poster.post(state["channel"], f":white_check_mark: Resolved after {duration(lasted)}.",
+        await self.poster.post(state["channel"], f":white_check_mark: Resolved after {spoken_duration(lasted)}.",
                                thread_ts=state["ts"])
 
     async def _investigate(self, key: str, state: dict[str, Any], alert: Alert) -> None:

@@ -16,15 +16,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.errors import ConfigError
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Mode = Literal["serve", "cli"]
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the person starting the bot."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Backend:
+class BackendLocation:
     """Where a diagnostic's data comes from, for error messages a person can act on."""
 
     name: str  # "Kubernetes"
@@ -42,7 +42,7 @@ DiagnosticFactory = Callable[[], Awaitable[Result]]
 async def run_diagnostic(
     title: str,
     factory: DiagnosticFactory,
-    backend: Backend,
+    backend: BackendLocation,
     timeout: float,
     on_error: Callable[[str], None] | None = None,
 ) -> Result:

@@ -24,6 +24,7 @@ from elasticsearch import AsyncElasticsearch, ConnectionTimeout
 from elasticsearch import ConnectionError as TransportConnectionError
 
 from diagnostics.cache import QueryCache, cached
+from diagnostics.durations import compact_duration
 from diagnostics.http import connect_reason
 from diagnostics.result import Link, Result, Row, Status
 
@@ -93,10 +94,10 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
             "aggs": {"endpoints": {"terms": {"field": f.endpoint_field, "size": SHOWN}}},
         }),
     )  # fmt: skip
-    title = f"Errors · {app} · last {human_duration(since_seconds)}"
+    title = f"Errors · {app} · last {compact_duration(since_seconds)}"
     if missing := _no_index(logs, title, lines, by_endpoint):
         return missing
-    total, since = _total(lines), human_duration(since_seconds)
+    total, since = _total(lines), compact_duration(since_seconds)
     shown = [f"{_field(hit, f.timestamp_field)}  {_field(hit, f.message_field)}".strip() for hit in _hits(lines)]
     endpoints = by_endpoint.get("aggregations", {}).get("endpoints", {})
     summary = f"{_plural(total, 'error line') if total else 'No error lines'} in the last {since}"
@@ -128,10 +129,10 @@ async def slow_requests(logs: LogSearch, min_ms: int, since_seconds: int) -> Res
         "size": 50,
         "track_total_hits": True,
     })  # fmt: skip
-    title = f"Slow requests · ≥ {min_ms} ms · last {human_duration(since_seconds)}"
+    title = f"Slow requests · ≥ {min_ms} ms · last {compact_duration(since_seconds)}"
     if missing := _no_index(logs, title, answer):
         return missing
-    total, since = _total(answer), human_duration(since_seconds)
+    total, since = _total(answer), compact_duration(since_seconds)
     rows = [
         Row((_field(hit, f.endpoint_field) or "(no endpoint)", f"{_number(_field(hit, f.response_time_field))} ms",
              _field(hit, f.timestamp_field)), Status.WARNING)
@@ -192,14 +193,6 @@ def _number(text: str) -> str:
         return f"{float(text):g}"
     except ValueError:
         return text or "?"
-
-
-def human_duration(seconds: int) -> str:
-    """3600 -> 1h, 5400 -> 90m, 45 -> 45s: the largest unit that divides evenly."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def kibana_discover_url(kibana_url: str, kql: str, since_seconds: int) -> str:

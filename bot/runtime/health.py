@@ -9,9 +9,9 @@ from typing import Any, Awaitable, Callable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
-from bot.mrkdwn import redact
-from bot.report import describe_exception
-from bot.store import Store
+from bot.slack.mrkdwn import redact
+from bot.commands.report import describe_exception
+from bot.state.store import Store
 
 CHECK_TIMEOUT = 3.0
 

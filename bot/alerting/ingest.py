@@ -17,60 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Mapping
 
+from bot.alerting.model import Alert, AlertStatus, Notification
 from diagnostics.http_api import get_json
 from diagnostics.http_api import parse_time as _parse_time
 
-Status = Literal["firing", "resolved"]
 
 class AlertPayloadError(ValueError):
     """A webhook body that is not what Alertmanager sends; the message says what is wrong."""
-
-
-@dataclass(frozen=True)
-class Alert:
-    fingerprint: str
-    status: Status
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    generator_url: str = ""
-    # From API v2 only: "active", "suppressed" or "unprocessed", and who suppresses it.
-    state: str = ""
-    silenced_by: tuple[str, ...] = ()
-    inhibited_by: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.labels.get("alertname", "")
-
-    @property
-    def severity(self) -> str:
-        return self.labels.get("severity", "")
-
-    @property
-    def summary(self) -> str:
-        return self.annotations.get("summary", "")
-
-    @property
-    def description(self) -> str:
-        return self.annotations.get("description", "")
-
-    @property
-    def runbook_url(self) -> str:
-        return self.annotations.get("runbook_url", "")
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One webhook call: a group of alerts that Alertmanager notifies together."""
-
-    status: Status
-    receiver: str
-    group_key: str
-    group_labels: Mapping[str, str]
-    external_url: str
-    alerts: tuple[Alert, ...]
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:
@@ -158,7 +111,7 @@ class AlertPost:
     """What an Alertmanager post in Slack says about its alerts."""
 
     kind: PostKind
-    status: Status
+    status: AlertStatus
     title: str
     text: str = ""
     firing_count: int | None = None
@@ -190,7 +143,7 @@ def parse_post(event: Mapping[str, Any]) -> AlertPost | None:
         colour = str(attachment.get("color") or "")
         match = _DEFAULT_TITLE.match(title)
         if match:
-            status: Status = "resolved" if match.group(1) == "RESOLVED" else "firing"
+            status: AlertStatus = "resolved" if match.group(1) == "RESOLVED" else "firing"
             count = int(match.group(2)) if match.group(2) else None
             group, common = _split_values(match.group(3))
             return AlertPost(kind="recommended" if fingerprints else "default", status=status, title=title,

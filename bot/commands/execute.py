@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from bot.clients import BACKEND_SETTINGS
-from bot.commands import Context, Invocation
-from bot.report import Report
+from bot.commands.model import Context, Invocation
+from bot.commands.report import Report
 from diagnostics.result import Result
 
 

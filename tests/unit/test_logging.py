@@ -1,7 +1,7 @@
 import json
 import logging
 
-from bot.logs import setup_logging
+from bot.runtime.logsetup import setup_logging
 
 
 def test_secrets_never_reach_the_log_in_either_format(capsys):

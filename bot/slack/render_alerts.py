@@ -7,10 +7,11 @@ from typing import Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
 
-from bot.alerts import Alert
-from bot.mrkdwn import safe as escape
-from bot.mrkdwn import link_url, truncate
-from bot.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
+from bot.alerting.model import Alert
+from bot.slack.mrkdwn import safe
+from bot.slack.mrkdwn import link_url, truncate
+from diagnostics.durations import spoken_duration
+from bot.slack.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
 from diagnostics.result import Result
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
@@ -18,33 +19,21 @@ SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info"
 KEY_LABELS = ("namespace", "service", "deployment", "app", "job", "instance", "pod", "node", "mountpoint")
 
 
-def duration(seconds: float) -> str:
-    minutes = max(int(seconds // 60), 0)
-    if minutes < 1:
-        return f"{max(int(seconds), 0)} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h"
-
-
 def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_after: float | None = None,
                   now: datetime | None = None) -> Message:
     """The bot's own post of an alert it got by webhook; edited in place when it resolves."""
     severity = alert.severity or "unknown"
     if resolved_after is None:
-        head = f"{SEVERITY_EMOJI.get(severity, ':bell:')} *{escape(severity.upper())} · {escape(alert.name)}*"
+        head = f"{SEVERITY_EMOJI.get(severity, ':bell:')} *{safe(severity.upper())} · {safe(alert.name)}*"
     else:
-        head = f":white_check_mark: *RESOLVED after {duration(resolved_after)} · {escape(alert.name)}*"
+        head = f":white_check_mark: *RESOLVED after {spoken_duration(resolved_after)} · {safe(alert.name)}*"
     summary = alert.summary or alert.name
-    text = f"{head}\n{escape(summary)}"
+    text = f"{head}\n{safe(summary)}"
     if alert.description:
-        text += f"\n{escape(alert.description)}"
+        text += f"\n{safe(alert.description)}"
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))]
     fields = [
-        MarkdownTextObject(text=truncate(f"*{escape(k)}*\n{escape(alert.labels[k])}", FIELD_LIMIT))
+        MarkdownTextObject(text=truncate(f"*{safe(k)}*\n{safe(alert.labels[k])}", FIELD_LIMIT))
         for k in KEY_LABELS if alert.labels.get(k)
     ][:10]
     if fields:
@@ -52,12 +41,12 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
     context = []
     if alert.starts_at is not None:
         context.append(f"firing since {alert.starts_at.strftime('%Y-%m-%d %H:%M UTC')}")
-    context.extend(f"<{link_url(url)}|{escape(label)}>" for label, url in links if url)
-    context.append(f"fingerprint `{escape(alert.fingerprint)}`")
+    context.extend(f"<{link_url(url)}|{safe(label)}>" for label, url in links if url)
+    context.append(f"fingerprint `{safe(alert.fingerprint)}`")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]))
     state = "RESOLVED" if resolved_after is not None else severity.upper()
     fallback = f"[{state}] {alert.name}: {summary}"
-    return Message(text=truncate(escape(fallback), MAX_TEXT), blocks=fit_blocks(blocks))
+    return Message(text=truncate(safe(fallback), MAX_TEXT), blocks=fit_blocks(blocks))
 
 
 def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[list[Result] | None],
@@ -65,24 +54,24 @@ def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[
     """The thread reply: results so far, steps still running, the runbook's mitigations."""
     running = [step for step, done in zip(steps, results) if done is None]
     if running:
-        head = f":mag: *Investigating {escape(alert.name)}* — {len(steps) - len(running)}/{len(steps)} checks done"
+        head = f":mag: *Investigating {safe(alert.name)}* — {len(steps) - len(running)}/{len(steps)} checks done"
     else:
-        head = f":mag: *Investigation · {escape(alert.name)}* — {len(steps)} checks"
+        head = f":mag: *Investigation · {safe(alert.name)}* — {len(steps)} checks"
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=head))]
     for step, done in zip(steps, results):
         if done is None:
             continue
         blocks.append(DividerBlock())
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"`{escape(prefix)} {escape(step)}`")]))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"`{safe(prefix)} {safe(step)}`")]))
         for result in done:
             blocks.extend(result_blocks(result))
     if running:
-        waiting = ", ".join(f"`{escape(step.split()[0])}`" for step in running)
+        waiting = ", ".join(f"`{safe(step.split()[0])}`" for step in running)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":hourglass_flowing_sand: running: {waiting}")]))
     if actions:
-        names = ", ".join(escape(a) for a in actions)
+        names = ", ".join(safe(a) for a in actions)
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":wrench: Runbook mitigations: {names}")]))
     worst = [r for done in results if done for r in done]
     summary = "; ".join(f"{r.title}: {r.summary}" for r in worst if not r.status.is_healthy)[:500]
     text = f"Investigation of {alert.name}" + (f" — {summary}" if summary else "")
-    return Message(text=truncate(escape(text), MAX_TEXT), blocks=fit_blocks(blocks))
+    return Message(text=truncate(safe(text), MAX_TEXT), blocks=fit_blocks(blocks))

@@ -1,8 +1,9 @@
-"""THE table of /ops subcommands, and the parser it drives.
+"""The kubectl-style parser the command table drives.
 
-Each subcommand is declared once, here. The Slack handler, the terminal CLI and the help
-text all read this table, so they cannot disagree about what exists or how it is called.
-Arguments follow kubectl's habits: `-n prod`, `--namespace prod`, `--namespace=prod`.
+Each subcommand is declared once (bot/checks, put together in bot/commands/table.py). The
+Slack handler, the terminal CLI and the help text all read the same table, so they cannot
+disagree about what exists or how it is called. Arguments follow kubectl's habits: `-n prod`,
+`--namespace prod`, `--namespace=prod`.
 """
 
 from __future__ import annotations
@@ -10,85 +11,9 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
+from bot.commands.model import Command, Invocation
 from bot.errors import UsageError
-from bot.report import Report
-
-if TYPE_CHECKING:
-    from bot.clients import Clients
-    from bot.config import Settings
-
-# A key of bot.clients.BACKEND_SETTINGS: the backend a command needs configured.
-Backend = str
-
-@dataclass(frozen=True)
-class Context:
-    """What a command needs to run: settings and the backend clients, built once."""
-
-    settings: "Settings"
-    clients: "Clients"
-    # Told the backend's name whenever a diagnostic fails against it (feeds /metrics).
-    on_backend_error: Callable[[str], None] | None = None
-
-
-@dataclass(frozen=True)
-class Arg:
-    name: str
-    help: str
-    # Empty flags: a positional argument. Otherwise the option's spellings, short first.
-    flags: tuple[str, ...] = ()
-    required: bool = True
-    # Turns the raw word into the value, raising UsageError with a readable message.
-    convert: Callable[[str, str], object] = lambda value, what: value
-    metavar: str = ""
-    # "value": one word; "switch": an option that takes no value (True when given);
-    # "rest": a positional that takes every remaining word, joined by spaces.
-    # "word": an optional literal word such as `top`, shown as itself in the usage.
-    kind: Literal["value", "switch", "rest", "word"] = "value"
-    default: object = None
-
-    @property
-    def positional(self) -> bool:
-        return not self.flags
-
-    @property
-    def usage(self) -> str:
-        meta = f"<{self.metavar or self.name}>" + ("…" if self.kind == "rest" else "")
-        if self.kind == "switch":
-            text = self.flags[0]
-        elif self.kind == "word":
-            text = self.metavar or self.name
-        else:
-            text = meta if self.positional else f"{self.flags[0]} {meta}"
-        return text if self.required else f"[{text}]"
-
-
-Runner = Callable[[Context, dict[str, object]], Awaitable[Report]]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    summary: str
-    args: tuple[Arg, ...]
-    run: Runner | None
-    backend: Backend | None = None
-    mutating: bool = False
-    example: str = ""
-    # Raw commands (PromQL) split on white space only: quotes are part of the expression.
-    raw: bool = False
-
-    @property
-    def usage(self) -> str:
-        return " ".join([self.name, *(a.usage for a in self.args)])
-
-
-@dataclass(frozen=True)
-class Invocation:
-    command: Command
-    args: dict[str, object]
-    text: str  # the words as typed, for echoing back
 
 
 @dataclass
@@ -194,16 +119,3 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> d
     return values
 
 
-def build_table() -> CommandTable:
-    """Every /ops subcommand, in the order `help` lists them.
-
-    Each backend's commands are declared in its own module of bot/checks, next to the
-    functions that run them; this is the one place they are put together.
-    """
-    from bot.checks import all_commands
-
-    table = CommandTable()
-    table.add(Command("help", "List the commands and what each needs", (), run=None))
-    for command in all_commands():
-        table.add(command)
-    return table

@@ -1,4 +1,4 @@
-"""The Bolt app, its Slack Web API client, and the runtime state the handlers share."""
+"""The Bolt app and its Slack Web API client."""
 
 from __future__ import annotations
 
@@ -17,58 +17,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
-from bot.commands import CommandTable, Context
-from bot.config import Settings
-from bot.metrics import Metrics
-from bot.store import Store
+from bot.commands.parser import CommandTable
+from bot.commands.model import Context
+from bot.settings import Settings
+from bot.runtime.metrics import Metrics
+from bot.state.store import Store
 
 log = logging.getLogger(__name__)
 
 SLACK_TIMEOUT = 10  # seconds for one Web API call; retries come on top
-
-
-@dataclass
-class Runtime:
-    """What every handler needs, built once at start."""
-
-    settings: Settings
-    clients: Clients
-    table: CommandTable
-    metrics: Metrics
-    store: Store
-    draining: bool = False
-    _inflight: int = 0
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self._idle.set()
-
-    @property
-    def context(self) -> Context:
-        return Context(self.settings, self.clients, on_backend_error=self.metrics.backend_error)
-
-    @contextlib.asynccontextmanager
-    async def work(self) -> AsyncIterator[None]:
-        """Marks a piece of work in flight, so that SIGTERM can let it finish."""
-        self._inflight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
-
-    @property
-    def inflight(self) -> int:
-        return self._inflight
-
-    async def wait_idle(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
 
 
 def build_web_client(settings: Settings) -> AsyncWebClient:

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from bot.mrkdwn import redact
+from bot.slack.mrkdwn import redact
 
 
 class _Redacting(logging.Filter):

@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.mrkdwn import safe_file
+from bot.slack.mrkdwn import safe_file
 from diagnostics.result import FileAttachment
 
 

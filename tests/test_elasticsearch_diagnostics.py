@@ -12,7 +12,8 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from diagnostics.cache import QueryCache
-from diagnostics.logs import LogFields, LogSearch, error_logs, human_duration, kibana_discover_url, slow_requests
+from diagnostics.elasticsearch import LogFields, LogSearch, error_logs, kibana_discover_url, slow_requests
+from diagnostics.durations import compact_duration
 from diagnostics.result import Status
 
 pytestmark = pytest.mark.integration
@@ -195,7 +196,7 @@ async def test_no_index_matching_the_pattern_is_unknown_not_ok(fake_elasticsearc
 
 @pytest.mark.parametrize("seconds, text", [(3600, "1h"), (5400, "90m"), (86400, "1d"), (45, "45s")])
 def test_durations_are_shown_in_the_largest_whole_unit(seconds, text):
-    assert human_duration(seconds) == text
+    assert compact_duration(seconds) == text
 
 
 def test_kibana_url_escapes_quotes_for_rison():

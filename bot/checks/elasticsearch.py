@@ -19,15 +19,15 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from bot.args import duration, integer
+from bot.commands.args import duration, integer
 from bot.checks.common import Check, run_checks, string_section
-from bot.commands import Arg, Command, Context
+from bot.commands.model import Arg, Command, Context
 from bot.errors import UsageError
-from bot.report import Report
+from bot.commands.report import Report
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from diagnostics.logs import LogFields
+    from bot.settings import Settings
+    from diagnostics.elasticsearch import LogFields
     from diagnostics.result import Result
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
@@ -43,7 +43,7 @@ def app_label(value: str, what: str) -> str:
 
 
 def log_fields(settings: "Settings") -> "LogFields":
-    from diagnostics.logs import LogFields
+    from diagnostics.elasticsearch import LogFields
 
     defaults = {f.name: f.default for f in dataclasses.fields(LogFields)}
     return LogFields(**string_section(settings, "elasticsearch", defaults, {"default_app": app_label}))
@@ -54,23 +54,25 @@ def validate(settings: "Settings") -> None:
 
 
 async def errors(ctx: Context, args: dict[str, object]) -> Report:
-    from diagnostics.logs import error_logs, human_duration
+    from diagnostics.durations import compact_duration
+    from diagnostics.elasticsearch import error_logs
 
     app = str(args["app"] or log_fields(ctx.settings).default_app)
     since = int(args["since"])  # type: ignore[call-overload]
-    return await _search(ctx, f"Errors · {app} · last {human_duration(since)}", error_logs, app, since)
+    return await _search(ctx, f"Errors · {app} · last {compact_duration(since)}", error_logs, app, since)
 
 
 async def slow(ctx: Context, args: dict[str, object]) -> Report:
-    from diagnostics.logs import human_duration, slow_requests
+    from diagnostics.durations import compact_duration
+    from diagnostics.elasticsearch import slow_requests
 
     min_ms, since = int(args["min_ms"]), int(args["since"])  # type: ignore[call-overload]
-    return await _search(ctx, f"Slow requests · ≥ {min_ms} ms · last {human_duration(since)}", slow_requests,
+    return await _search(ctx, f"Slow requests · ≥ {min_ms} ms · last {compact_duration(since)}", slow_requests,
                          min_ms, since)
 
 
 async def _search(ctx: Context, title: str, diagnostic: Callable[..., Awaitable[Result]], *args: object) -> Report:
-    from diagnostics.logs import LogSearch
+    from diagnostics.elasticsearch import LogSearch
 
     s = ctx.settings
     logs = LogSearch(ctx.clients.elasticsearch, log_fields(s), s.diagnostic_timeout, s.kibana_url,

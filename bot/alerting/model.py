@@ -1,0 +1,56 @@
+"""Alerts as the bot keeps them: one Alert, and a Notification (a group notified together)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Mapping
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    fingerprint: str
+    status: AlertStatus
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    # From API v2 only: "active", "suppressed" or "unprocessed", and who suppresses it.
+    state: str = ""
+    silenced_by: tuple[str, ...] = ()
+    inhibited_by: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary", "")
+
+    @property
+    def description(self) -> str:
+        return self.annotations.get("description", "")
+
+    @property
+    def runbook_url(self) -> str:
+        return self.annotations.get("runbook_url", "")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook call: a group of alerts that Alertmanager notifies together."""
+
+    status: AlertStatus
+    receiver: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    external_url: str
+    alerts: tuple[Alert, ...]
