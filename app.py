@@ -131,7 +131,8 @@ class RunningBot:
 
 
 def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertThreads":
-    from bot.alerting.threads import AlertThreads, alert_settings
+    from bot.alerting.config import alert_settings
+    from bot.alerting.threads import AlertThreads
     from bot.alerting.ingest import fetch_active
     from bot.settings import safe_url
     from bot.alerting.playbooks import load_playbooks, validate_steps
