@@ -32,14 +32,19 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.commands.report import Report
+    from bot.alerting.config import AlertSettings
     from bot.alerting.threads import AlertThreads
+    from bot.commands.report import Report
     from bot.runtime.runtime import Runtime
+    from bot.slack.poster import Poster
+    from bot.state.worker import Worker
 
 log = logging.getLogger("app")
 
 EXIT_CONFIG = 2
 EXIT_USAGE = 64
+# Alert posts, notes and resolutions: short Slack calls, paced per channel; investigations have their own lane.
+ALERT_LANE_CONCURRENCY = 32
 STATUS_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3, Status.ERROR: 3}
 
 
@@ -102,44 +107,43 @@ async def run_cli(settings: Settings, words: list[str]) -> int:
 
 @dataclass
 class RunningBot:
-    """A started bot: the HTTP server, and the Socket Mode connection when configured."""
+    """A started bot: the HTTP server, the worker, and the Socket Mode connection when configured."""
 
     runtime: "Runtime"
     runner: "web.AppRunner"
     slack: "AsyncWebClient"
     socket_handler: "AsyncSocketModeHandler | None"
     threads: "AlertThreads"
+    worker: "Worker"
+    poster: "Poster"
 
     @property
     def port(self) -> int:
         return int(self.runner.addresses[0][1])
 
     async def stop(self) -> None:
-        """Stop taking work, let what is in flight finish (bounded), then close everything."""
+        """Stop taking work; let running jobs finish (bounded) and hand the rest back to the store,
+        where the next start or another replica takes them; close the store last."""
         runtime = self.runtime
-        log.info("stopping: finishing %d request(s) in flight", runtime.inflight)
+        log.info("stopping: %d job(s) running", self.worker.running)
         runtime.draining = True
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
-        grace = runtime.settings.shutdown_grace_seconds
-        if not await runtime.wait_idle(grace):
-            log.warning("gave up waiting after %g s with %d request(s) in flight", grace, runtime.inflight)
+        await self.worker.stop(runtime.settings.shutdown_grace_seconds)
         await self.runner.cleanup()
         await runtime.clients.close()
         await runtime.store.close()
         log.info("stopped")
 
 
-def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertThreads":
-    from bot.alerting.config import alert_settings
-    from bot.alerting.threads import AlertThreads
+def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker", config: "AlertSettings"
+                        ) -> "AlertThreads":
     from bot.alerting.ingest import fetch_active
-    from bot.settings import safe_url
     from bot.alerting.playbooks import load_playbooks, validate_steps
-    from bot.slack.poster import Poster
+    from bot.alerting.threads import AlertThreads
+    from bot.settings import safe_url
 
     settings, clients = runtime.settings, runtime.clients
-    config = alert_settings(settings)
     playbooks = load_playbooks(settings.sections)
     validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
 
@@ -157,38 +161,60 @@ def build_alert_threads(runtime: "Runtime", slack: "AsyncWebClient") -> "AlertTh
         return out
 
     return AlertThreads(
-        settings=settings, config=config, store=runtime.store, poster=Poster(slack, config.post_interval),
+        settings=settings, config=config, store=runtime.store, poster=poster, worker=worker,
         playbooks=playbooks, table=runtime.table, context=runtime.context,
-        fetch_active=active if settings.alertmanager_url else None, links=links, track=runtime.work,
+        fetch_active=active if settings.alertmanager_url else None, links=links,
     )
 
 
 async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
-    from aiohttp import web
+    from aiohttp import ClientError, web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_sdk.errors import SlackApiError, SlackClientError
 
     import handlers
-    from bot.runtime.server import build_server
+    from bot.alerting.config import alert_settings
     from bot.runtime.runtime import Runtime
-    from bot.slack.app import build_app, build_web_client
-
+    from bot.runtime.server import build_server
+    from bot.slack.answers import CommandAnswers
+    from bot.slack.app import build_app, build_posting_client, build_web_client
+    from bot.slack.poster import Poster
+    from bot.state import keys
+    from bot.state.config import DeliveryConfig
     from bot.state.store import open_store
-
-    clients = await Clients.build(settings)
-    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=Metrics(),
-                      store=open_store(settings.state_url))
-    slack = build_web_client(settings)
-    app = build_app(runtime, slack)
-    threads = build_alert_threads(runtime, slack)
-    handlers.register_all(app, runtime, threads)
-
+    from bot.state.worker import Worker
+    from diagnostics.http_api import BackendError
     from handlers.alerts import webhook_handler
+
+    delivery = DeliveryConfig()
+    alerts = alert_settings(settings)
+    clients = await Clients.build(settings)
+    metrics = Metrics()
+    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=metrics,
+                      store=open_store(settings.state_url))
+    slack = build_web_client(settings, delivery.slack_timeout_seconds)
+    poster = Poster(build_posting_client(settings, delivery.slack_timeout_seconds), alerts.post_interval,
+                    store=runtime.store, reader=slack)
+    worker = Worker(runtime.store, delivery, on_outcome=metrics.work_outcome,
+                    expected=(SlackApiError, SlackClientError, ClientError, BackendError))
+    worker.lane(keys.LANE_ALERTS, ALERT_LANE_CONCURRENCY)
+    worker.lane(keys.LANE_INVESTIGATIONS, alerts.concurrency)
+    worker.lane(keys.LANE_COMMANDS, delivery.command_concurrency)
+    app = build_app(settings, slack)
+    threads = build_alert_threads(runtime, poster, worker, alerts)
+    answers = CommandAnswers(prefix=settings.command, default_namespace=settings.default_namespace,
+                             table=runtime.table, context=runtime.context, store=runtime.store, poster=poster,
+                             worker=worker, observe=metrics.command_answered)
+    handlers.register_all(app, runtime, threads, answers)
 
     server = build_server(runtime, app, slack, alertmanager=webhook_handler(runtime, threads))
     runner = web.AppRunner(server, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=settings.port).start()
-    bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None, threads=threads)
+    # Work recorded before a restart (or by a replica that died) is due: the worker takes it now.
+    worker.start()
+    bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None, threads=threads,
+                     worker=worker, poster=poster)
     if settings.socket_mode:
         bot.socket_handler = AsyncSocketModeHandler(app, settings.slack_app_token, web_client=slack)
         await bot.socket_handler.connect_async()

@@ -3,6 +3,8 @@
     ChatOpsError
       UsageError    bad input from a person: what is wrong and what to type instead
       ConfigError   a configuration problem, phrased for the person starting the bot (exit 2)
+      TemporaryError  durable work that failed for now (a backend down): retried with backoff
+      PermanentError  durable work that can never succeed: given up at once, logged
 """
 
 
@@ -21,3 +23,15 @@ class UsageError(ChatOpsError):
 
 class ConfigError(ChatOpsError):
     """A configuration problem, phrased for the person starting the bot."""
+
+
+class TemporaryError(ChatOpsError):
+    """Work that failed for now; the worker retries it (after `delay` seconds when given)."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(ChatOpsError):
+    """Work that can never succeed as it is; the worker gives it up at once and logs why."""

@@ -1,7 +1,9 @@
 """Alerts arriving: Alertmanager's webhook (`POST /alertmanager`) and its posts in Slack.
 
-Both answer at once and hand the work to bot.alerting.threads in the background, so that
-Alertmanager's webhook timeout and Slack's 3-second rule are met during a storm.
+Both record the work in the store (bot.alerting.threads) and only then answer: 200 means the
+alert will be posted and investigated whatever happens next; if it can't be recorded the webhook
+answers 503 and Alertmanager sends it again. Recording is one transaction for a whole storm, so
+Alertmanager's webhook timeout and Slack's 3-second rule are met.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-EVENT_TTL = 3600.0  # Slack retries an event for a few minutes; an hour is plenty
 # Message subtypes that are edits, deletions or joins, never a new alert post.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "channel_join", "channel_leave", "thread_broadcast"}
 
@@ -48,7 +49,12 @@ def webhook_handler(runtime: Runtime, threads: AlertThreads):  # type: ignore[no
             runtime.metrics.requests.labels(kind="alertmanager", outcome="invalid").inc()
             message = str(e) if isinstance(e, AlertPayloadError) else "body is not valid JSON"
             return web.json_response({"error": f"not an Alertmanager webhook body: {message}"}, status=400)
-        accepted = threads.accept_notification(notification)
+        try:
+            accepted = await threads.accept_notification(notification)
+        except Exception as e:  # noqa: BLE001 - not recorded, so not accepted: Alertmanager retries
+            log.error("could not record %d alert(s): %s", len(notification.alerts), describe_exception(e))
+            runtime.metrics.requests.labels(kind="alertmanager", outcome="unavailable").inc()
+            return web.json_response({"error": "the bot's state store is unavailable; retry"}, status=503)
         runtime.metrics.requests.labels(kind="alertmanager", outcome="ok").inc()
         return web.json_response({"accepted": accepted})
 
@@ -83,10 +89,10 @@ def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         if not await channel_allowed(channel, client):
             return
-        # Slack retries an event it thinks we missed, with the same event_id.
-        event_id = str(body.get("event_id") or f"{channel}:{ts}")
-        if not await runtime.store.claim(f"event:{event_id}", EVENT_TTL):
+        # Slack delivers an event again when it thinks we missed it; the post (channel, ts) is
+        # the work's identity, so a second delivery merges into the recorded job or finds it done.
+        # An exception here answers Slack 500, and Slack delivers the event again later.
+        if not await threads.accept_post(post, channel, ts):
             runtime.metrics.requests.labels(kind="event", outcome="duplicate").inc()
             return
         runtime.metrics.requests.labels(kind="event", outcome="alert").inc()
-        threads.accept_post(post, channel, ts)

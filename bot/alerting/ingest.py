@@ -12,6 +12,7 @@ fingerprints in the footer, which makes the match exact.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,6 +130,18 @@ class AlertPost:
         if self.kind == "default":
             return "values:" + " ".join(self.group_values + self.common_values)
         return f"{self.kind}:{self.severity}:{self.text.strip()}"
+
+
+def post_to_doc(post: AlertPost) -> dict[str, Any]:
+    """A parsed post as JSON, for a job's payload."""
+    return dataclasses.asdict(post)
+
+
+def post_from_doc(doc: Mapping[str, Any]) -> AlertPost:
+    values = dict(doc)
+    for name in ("group_values", "common_values", "fingerprints"):
+        values[name] = tuple(values.get(name) or ())
+    return AlertPost(**values)
 
 
 def parse_post(event: Mapping[str, Any]) -> AlertPost | None:

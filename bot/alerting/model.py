@@ -54,3 +54,30 @@ class Notification:
     group_labels: Mapping[str, str]
     external_url: str
     alerts: tuple[Alert, ...]
+
+
+def alert_to_doc(alert: Alert) -> dict[str, object]:
+    """An alert as JSON, for a job's payload (the webhook's fields; API-only fields dropped)."""
+    return {
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at.isoformat() if alert.starts_at else "",
+        "ends_at": alert.ends_at.isoformat() if alert.ends_at else "",
+        "generator_url": alert.generator_url,
+    }
+
+
+def alert_from_doc(doc: Mapping[str, object]) -> Alert:
+    starts, ends = str(doc.get("starts_at") or ""), str(doc.get("ends_at") or "")
+    status = "resolved" if doc.get("status") == "resolved" else "firing"
+    return Alert(
+        fingerprint=str(doc["fingerprint"]),
+        status=status,
+        labels=dict(doc.get("labels") or {}),  # type: ignore[call-overload]
+        annotations=dict(doc.get("annotations") or {}),  # type: ignore[call-overload]
+        starts_at=datetime.fromisoformat(starts) if starts else None,
+        ends_at=datetime.fromisoformat(ends) if ends else None,
+        generator_url=str(doc.get("generator_url") or ""),
+    )

@@ -1,13 +1,21 @@
-"""Every alert gets the runbook's playbook in its thread, from firing to resolved.
+"""Every alert gets the runbook's playbook in its thread, from firing to resolved. Nothing is lost.
 
 Two ways in, one lifecycle:
-- webhook: the bot posts the alert itself (to the channel for its severity) and threads
-  the investigation under its own post; resolved edits that post;
-- Alertmanager's own Slack post: matched to its alerts, the investigation goes in the
-  post's thread; resolved is a thread reply.
-Which threads exist is kept in the state store, so a retry, a repeat notification or a
-restart never opens a second thread; a repeat within the cool-down is silent, after it
-the thread gets "still firing for 47 min".
+- webhook: the bot posts the alert itself (to the channel for its severity) and threads the
+  investigation under its own post; resolved edits that post;
+- Alertmanager's own Slack post: matched to its alerts (Alertmanager's API), the investigation
+  goes in the post's thread; resolved is a thread reply.
+
+Durable: what arrives is recorded as a job before it is acknowledged (bot.state.worker), and
+the work runs under a lease, retried while Slack or Alertmanager fails, resumed after a restart:
+- `post:{channel}:{ts}` matches an Alertmanager post to its alerts (Alertmanager down: retried);
+- `thread:{source}:{fingerprint}` brings one alert's thread up to date with its newest
+  notification: open it (post the alert once), start the investigation, note "still firing" after
+  the cool-down, resolve. One job per thread, so one thread's work never runs twice at once; a
+  notification arriving meanwhile is merged into the job, which then runs once more;
+- `investigate:…` runs the playbook in the thread, editing its reply as results arrive.
+Progress lives in the thread's document (bot.alerting.state), changed by compare-and-set, and
+every message is posted once (bot.slack.once): a retry after a lost answer finds it first.
 """
 
 from __future__ import annotations
@@ -15,38 +23,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Literal, Mapping
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
-from bot.alerting.model import Alert, Notification
-from bot.alerting.ingest import AlertPost, match_post
-from bot.commands.parser import CommandTable
-from bot.commands.model import Context
-from bot.errors import ConfigError
-from bot.settings import Settings
-from bot.errors import UsageError
 from bot.alerting.config import AlertSettings
+from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
+from bot.alerting.model import Alert, Notification, alert_from_doc, alert_to_doc
 from bot.alerting.playbooks import MISSING_PREFIX, Playbooks
-from bot.slack.poster import Poster
-from bot.slack.render_alerts import alert_message, investigation_message
-from diagnostics.durations import spoken_duration
-from bot.commands.report import describe_exception
+from bot.alerting.state import AlertThread, change_thread, iso, load_thread
 from bot.commands.execute import execute
-from bot.state.store import Store
-from diagnostics.http_api import BackendError
+from bot.commands.model import Context
+from bot.commands.parser import CommandTable
+from bot.commands.report import describe_exception
+from bot.errors import UsageError
+from bot.settings import Settings
+from bot.slack.once import Posted, PostRecord, post_once
+from bot.slack.poster import Poster
+from bot.slack.render import Message
+from bot.slack.render_alerts import alert_message, investigation_message
+from bot.state import keys
+from bot.state.keys import ThreadSource
+from bot.state.store import Job, NewJob, Store
+from bot.state.worker import Worker
+from diagnostics.durations import spoken_duration
 from diagnostics.result import Result
 
 log = logging.getLogger(__name__)
 
-Source = Literal["webhook", "post"]
-THREAD_TTL = 30 * 86400.0  # state of a thread is kept a month, then forgotten
-OPEN_POST_THREADS = "open-post-threads"  # fingerprints whose Alertmanager-post thread is firing
-
-
-def _iso(when: datetime | None) -> str:
-    return (when or datetime.now(timezone.utc)).isoformat()
+POST_SEEN_TTL = 3600.0  # Slack re-delivers an event for a few minutes; an hour is plenty
+ActiveAlerts = Callable[..., Awaitable[list[Alert]]]
 
 
 class AlertThreads:
@@ -57,217 +63,264 @@ class AlertThreads:
         config: AlertSettings,
         store: Store,
         poster: Poster,
+        worker: Worker,
         playbooks: Playbooks,
         table: CommandTable,
         context: Context,
-        fetch_active: Callable[..., Awaitable[list[Alert]]] | None,
+        fetch_active: ActiveAlerts | None,
         links: Callable[[Alert], list[tuple[str, str]]] = lambda alert: [],
-        track: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.config = config
         self.store = store
         self.poster = poster
+        self.worker = worker
         self.playbooks = playbooks
         self.table = table
         self.context = context
         self.fetch_active = fetch_active
         self.links = links
-        self.track = track or (lambda: contextlib.nullcontext())  # type: ignore[return-value]
-        self.clock = clock
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        worker.handle(keys.KIND_THREAD, self._thread_job)
+        worker.handle(keys.KIND_POST, self._post_job)
+        worker.handle(keys.KIND_INVESTIGATE, self._investigate_job)
 
-    # ------------------------------------------------------------------ entry points
+    @property
+    def clock(self) -> Any:
+        return self.store.clock
 
-    def accept_notification(self, notification: Notification) -> int:
-        """Webhook: take the group alert by alert, in the background; returns how many."""
-        for alert in notification.alerts:
-            self._spawn(self._webhook_alert(alert))
+    # ------------------------------------------------------------------ accepting (recorded, then acknowledged)
+
+    async def accept_notification(self, notification: Notification) -> int:
+        """Webhook: record one thread job per alert, in one transaction; returns how many."""
+        await self.worker.submit([_thread_job("webhook", alert) for alert in notification.alerts])
         return len(notification.alerts)
 
-    def accept_post(self, post: AlertPost, channel: str, ts: str) -> None:
-        """An Alertmanager post seen in a channel, handled in the background."""
-        self._spawn(self._post(post, channel, ts))
+    async def accept_post(self, post: AlertPost, channel: str, ts: str) -> bool:
+        """An Alertmanager post seen in a channel: record the job that matches it. False when this
+        post was taken already (Slack delivering the same event again)."""
+        if await self.store.get(keys.post_seen(channel, ts)) is not None:
+            return False
+        job = NewJob(id=keys.alert_post(channel, ts), kind=keys.KIND_POST, lane=keys.LANE_ALERTS,
+                     payload={"post": post_to_doc(post), "channel": channel, "ts": ts})
+        (new,) = await self.worker.submit([job])
+        return new
 
     async def drain(self) -> None:
-        """Wait for everything accepted so far (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            async with self.track():
-                try:
-                    await work
-                except BackendError as e:  # Alertmanager down: one line says so, no traceback
-                    log.warning("alert not handled: %s", e)
-                except Exception:  # noqa: BLE001 - one alert's failure must not stop the others
-                    log.exception("alert handling failed")
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # ------------------------------------------------------------------ webhook
-
-    async def _webhook_alert(self, alert: Alert) -> None:
-        key = f"thread:webhook:{alert.fingerprint}"
-        if alert.status == "resolved":
-            await self._resolve(key, alert)
-            return
-        state = await self.store.get(key)
-        if _same_firing(state, alert):
-            await self._repeat(key, state)  # type: ignore[arg-type]
-            return
-        # Exactly one opener per firing, across retries, replicas and restarts.
-        claim = f"open:webhook:{alert.fingerprint}:{_iso(alert.starts_at)}"
-        if not await self.store.claim(claim, THREAD_TTL):
-            return
-        channel = self.config.channel_for(alert.severity)
-        message = alert_message(alert, self.links(alert))
-        try:
-            posted = await self.poster.post(channel, message.text, message.blocks)
-            state = self._new_state(alert, "webhook", str(posted.get("channel") or channel), str(posted["ts"]))
-            await self.store.put(key, state, ttl=THREAD_TTL)
-        except BaseException:
-            # Nothing was opened: let the next notification of this firing try again.
-            await self.store.delete(claim)
-            raise
-        # Resolved while this post waited its turn (a storm): say so instead of investigating.
-        early = await self.store.get(f"resolved:{key}:{state['starts_at']}")
-        if early:
-            await self._resolve(key, _with_end(alert, early.get("ends_at")))
-            return
-        await self._investigate(key, state, alert)
+        """Wait until every alert accepted so far has been handled (tests, benchmarks)."""
+        await self.worker.idle([keys.LANE_ALERTS, keys.LANE_INVESTIGATIONS])
 
     # ------------------------------------------------------------------ Alertmanager's own posts
 
-    async def _post(self, post: AlertPost, channel: str, ts: str) -> None:
+    async def _post_job(self, job: Job) -> None:
+        post = post_from_doc(job.payload["post"])
+        channel, ts = str(job.payload["channel"]), str(job.payload["ts"])
         if post.status == "resolved":
-            await self._resolve_post(post, channel)
-            return
-        if self.fetch_active is None:
-            log.warning("an alert post in %s can't be matched: Alertmanager is not configured (set ALERTMANAGER_URL)",
-                        channel)
-            return
-        alerts = match_post(post, await self.fetch_active())
-        if not alerts:
-            log.info("no active alert matches the post %r in %s; not replying", post.title, channel)
-            return
-        for alert in alerts:
-            key = f"thread:post:{alert.fingerprint}"
-            state = await self.store.get(key)
-            if _same_firing(state, alert):
-                await self._repeat(key, state)  # type: ignore[arg-type]
-                continue
-            claim = f"open:post:{alert.fingerprint}:{_iso(alert.starts_at)}"
-            if not await self.store.claim(claim, THREAD_TTL):
-                continue
-            state = self._new_state(alert, "post", channel, ts)
-            try:
-                await self.store.put(key, state, ttl=THREAD_TTL)
-            except BaseException:
-                await self.store.delete(claim)
-                raise
-            await self.store.add(OPEN_POST_THREADS, alert.fingerprint)
-            await self._investigate(key, state, alert)
+            jobs = await self._resolved_post(post, channel)
+        elif self.fetch_active is None:
+            log.warning("an alert post in %s can't be matched: Alertmanager is not configured (set "
+                        "ALERTMANAGER_URL)", channel)
+            jobs = []
+        else:
+            alerts = match_post(post, await self.fetch_active())  # Alertmanager down: retried
+            if not alerts:
+                log.info("no active alert matches the post %r in %s; not replying", post.title, channel)
+            jobs = [_thread_job("post", alert, channel=channel, ts=ts) for alert in alerts]
+        await self.worker.submit(jobs)
+        await self.store.put(keys.post_seen(channel, ts), {}, ttl=POST_SEEN_TTL)
 
-    async def _resolve_post(self, post: AlertPost, channel: str) -> None:
+    async def _resolved_post(self, post: AlertPost, channel: str) -> list[NewJob]:
         # The RESOLVED post's alerts are no longer active: match it against the open threads.
         candidates = []
-        for fingerprint in await self.store.members(OPEN_POST_THREADS):
-            state = await self.store.get(f"thread:post:{fingerprint}")
-            if not state or state.get("status") != "firing":
-                await self.store.discard(OPEN_POST_THREADS, fingerprint)  # expired or resolved
-            elif state.get("channel") == channel:
-                candidates.append(_stored_alert(state))
+        for fingerprint in await self.store.members(keys.OPEN_POST_THREADS):
+            thread = await load_thread(self.store, keys.thread("post", fingerprint))
+            if thread is None or thread.status != "firing":
+                await self.store.discard(keys.OPEN_POST_THREADS, fingerprint)  # expired or resolved
+            elif thread.channel == channel:
+                candidates.append(thread.alert())
+        matched = match_post(post, candidates)
+        if not matched:
+            return []
         active = {a.fingerprint for a in await self.fetch_active(fresh=True)} if self.fetch_active else set()
-        for alert in match_post(post, candidates):
-            if alert.fingerprint not in active:
-                await self._resolve(f"thread:post:{alert.fingerprint}", alert)
-                await self.store.discard(OPEN_POST_THREADS, alert.fingerprint)
+        now = datetime.fromtimestamp(self.clock.now()).astimezone()
+        return [_thread_job("post", _resolved(alert, now)) for alert in matched if alert.fingerprint not in active]
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ one thread, up to date
 
-    def _new_state(self, alert: Alert, source: Source, channel: str, ts: str) -> dict[str, Any]:
-        return {
-            "fingerprint": alert.fingerprint,
-            "alertname": alert.name,
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "generator_url": alert.generator_url,
-            "starts_at": _iso(alert.starts_at),
-            "source": source,
-            "channel": channel,
-            "ts": ts,
-            "status": "firing",
-            "last_note": self.clock(),
-        }
+    async def _thread_job(self, job: Job) -> None:
+        source: ThreadSource = job.payload["source"]
+        alert = alert_from_doc(job.payload["alert"])
+        key = keys.thread(source, alert.fingerprint)
+        before = await load_thread(self.store, key)
+        opening = before is None or not before.is_for(alert)
+        if opening:
+            if alert.status == "resolved" and source == "post":
+                return  # no thread of ours to resolve
+            channel = str(job.payload.get("channel") or self.config.channel_for(alert.severity))
+            thread = await self._open(key, alert, source, channel, str(job.payload.get("ts") or ""))
+        else:
+            assert before is not None
+            thread = before
+            if alert.status == "resolved" and thread.status == "firing":
+                ended = iso(alert.ends_at) or iso(datetime.fromtimestamp(self.clock.now()).astimezone())
+                thread = await self._change(key, alert, lambda t: t.replace(status="resolved", ends_at=ended)
+                                            if t.status == "firing" else t)
+        if source == "webhook" and not thread.ts:
+            thread = await self._post_alert(key, thread)
+        if thread.status == "firing" and thread.investigation == "pending":
+            await self.worker.submit([NewJob(
+                id=keys.investigation(key, thread.starts_at), kind=keys.KIND_INVESTIGATE,
+                lane=keys.LANE_INVESTIGATIONS, payload={"thread": key, "starts_at": thread.starts_at})])
+        if thread.status == "resolved":
+            if not thread.resolved_noted:
+                await self._resolve(key, thread)
+            if source == "post":
+                await self.store.discard(keys.OPEN_POST_THREADS, thread.fingerprint)
+        elif not opening and alert.status == "firing":
+            await self._still_firing(key, thread)
 
-    async def _repeat(self, key: str, state: dict[str, Any]) -> None:
-        now = self.clock()
-        if now - float(state.get("last_note", 0)) < self.config.cooldown:
+    async def _change(self, key: str, alert: Alert | AlertThread,
+                      change: Callable[[AlertThread], AlertThread]) -> AlertThread:
+        """Change this firing's thread by compare-and-set; a thread of another firing is left alone."""
+        starts_at = alert.starts_at if isinstance(alert, AlertThread) else iso(alert.starts_at)
+
+        def apply(thread: AlertThread | None) -> AlertThread | None:
+            if thread is None or (starts_at and thread.starts_at != starts_at):
+                return thread
+            return change(thread)
+
+        thread = await change_thread(self.store, key, apply)
+        if thread is None or (starts_at and thread.starts_at != starts_at):
+            raise RuntimeError(f"{key}: the thread of the firing at {starts_at} is gone")
+        return thread
+
+    async def _open(self, key: str, alert: Alert, source: ThreadSource, channel: str, ts: str) -> AlertThread:
+        now = self.clock.now()
+
+        def open_(thread: AlertThread | None) -> AlertThread:
+            if thread is not None and thread.is_for(alert):
+                return thread  # opened meanwhile (another replica, after a lost lease)
+            new = AlertThread.open(alert, source, channel, ts, now)
+            if alert.status == "resolved":  # resolved before the bot could post it: say so, don't investigate
+                new = new.replace(status="resolved", ends_at=iso(alert.ends_at), investigation="skipped")
+            return new
+
+        thread = await change_thread(self.store, key, open_)
+        assert thread is not None
+        if source == "post" and thread.status == "firing":
+            await self.store.add(keys.OPEN_POST_THREADS, alert.fingerprint)
+        return thread
+
+    async def _post_alert(self, key: str, thread: AlertThread) -> AlertThread:
+        """The bot's own post of a webhook alert, once; as resolved if it already is."""
+        alert = thread.alert()
+        posted_as = thread.status
+        if posted_as == "resolved":
+            message = alert_message(alert, self.links(alert), resolved_after=self._lasted(thread))
+        else:
+            message = alert_message(alert, self.links(alert))
+        posted = await self._post_once(key, thread, "root", message)
+        return await self._change(key, thread, lambda t: t.replace(ts=posted.ts, channel=posted.channel,
+                                                                    posted_as=posted_as))
+
+    async def _still_firing(self, key: str, thread: AlertThread) -> None:
+        """A repeat notification: silent within the cool-down, then one note per cool-down window."""
+        now = self.clock.now()
+        cooldown = self.config.cooldown
+        name = f"note:{int(now // cooldown) if cooldown else now:.0f}"
+        record = PostRecord.new(now)
+
+        def decide(t: AlertThread) -> AlertThread:
+            # Re-applied to the newest thread on a conflict: a resolution stored meanwhile wins.
+            if t.status != "firing" or now - t.last_note < cooldown or name in t.posts:
+                return t
+            older = {k: v for k, v in t.posts.items() if not k.startswith("note:")}
+            return t.replace(last_note=now, posts={**older, name: record})
+
+        after = await self._change(key, thread, decide)
+        if after.posts.get(name) != record:
+            return  # not due, resolved meanwhile, or noted by someone else
+        firing_for = spoken_duration(now - datetime.fromisoformat(after.starts_at).timestamp())
+        text = f":repeat: Still firing for {firing_for}."
+        await self._post_once(key, after, name, Message(text=text, blocks=[]), thread_ts=after.ts)
+
+    async def _resolve(self, key: str, thread: AlertThread) -> None:
+        lasted = self._lasted(thread)
+        if thread.source == "webhook" and thread.posted_as == "firing":
+            alert = thread.alert()
+            message = alert_message(alert, self.links(alert), resolved_after=lasted)
+            await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
+            thread = await self._change(key, thread, lambda t: t.replace(posted_as="resolved"))
+        text = f":white_check_mark: Resolved after {spoken_duration(lasted)}."
+        await self._post_once(key, thread, "resolved", Message(text=text, blocks=[]), thread_ts=thread.ts)
+        await self._change(key, thread, lambda t: t.replace(resolved_noted=True))
+
+    def _lasted(self, thread: AlertThread) -> float:
+        started = datetime.fromisoformat(thread.starts_at).timestamp()
+        ended = datetime.fromisoformat(thread.ends_at).timestamp() if thread.ends_at else self.clock.now()
+        return ended - started
+
+    async def _post_once(self, key: str, thread: AlertThread, name: str, message: Message,
+                         thread_ts: str | None = None) -> Posted:
+        async def begin(record: PostRecord) -> PostRecord:
+            stored = await self._change(key, thread, lambda t: t if name in t.posts else t.with_post(name, record))
+            return stored.posts[name]
+
+        async def done(record: PostRecord) -> None:
+            await self._change(key, thread, lambda t: t.with_post(name, record))
+
+        return await post_once(self.poster, thread.channel, message.text, message.blocks or None,
+                               record=thread.posts.get(name), begin=begin, done=done, now=self.clock.now(),
+                               thread_ts=thread_ts)
+
+    # ------------------------------------------------------------------ the investigation
+
+    async def _investigate_job(self, job: Job) -> None:
+        key = str(job.payload["thread"])
+        thread = await load_thread(self.store, key)
+        if thread is None or thread.starts_at != job.payload["starts_at"] or thread.investigation != "pending":
             return
-        # Two repeats at once (replicas, retries) must make one note: one claim per window.
-        window = int(now // self.config.cooldown) if self.config.cooldown else now
-        if not await self.store.claim(f"note:{key}:{state['starts_at']}:{window}", THREAD_TTL):
-            return
-        state["last_note"] = now
-        await self.store.put(key, state, ttl=THREAD_TTL)
-        firing_for = spoken_duration(now - datetime.fromisoformat(state["starts_at"]).timestamp())
-        await self.poster.post(state["channel"], f":repeat: Still firing for {firing_for}.", thread_ts=state["ts"])
+        alert = thread.alert()
+        steps = self.playbooks.commands(alert)
+        actions = list(self.playbooks.for_alert(alert).actions)
+        if thread.reply_final is None:
+            thread = await self._run_playbook(key, thread, alert, steps, actions)
+        assert thread.reply_final is not None
+        reply = thread.posts["reply"]
+        # The finished reply; a failure here is retried from the stored message, not re-run.
+        await self.poster.update(reply.channel or thread.channel, reply.ts, str(thread.reply_final["text"]),
+                                 list(thread.reply_final["blocks"]))
+        await self._change(key, thread, lambda t: t.replace(investigation="done", reply_final=None))
 
-    async def _resolve(self, key: str, alert: Alert) -> None:
-        state = await self.store.get(key)
-        if not _same_firing(state, alert):
-            # Not opened yet (its post is still queued in a storm): leave word for the opener.
-            await self.store.put(f"resolved:{key}:{_iso(alert.starts_at)}",
-                                 {"ends_at": _iso(alert.ends_at) if alert.ends_at else None}, ttl=THREAD_TTL)
-            return
-        assert state is not None
-        if not await self.store.claim(f"resolve:{key}:{state['starts_at']}", THREAD_TTL):
-            return
-        ended = alert.ends_at.timestamp() if alert.ends_at else self.clock()
-        lasted = ended - datetime.fromisoformat(state["starts_at"]).timestamp()
-        state["status"] = "resolved"
-        await self.store.put(key, state, ttl=THREAD_TTL)
-        if state["source"] == "webhook":
-            stored = _stored_alert(state)
-            message = alert_message(stored, self.links(stored), resolved_after=lasted)
-            await self.poster.update(state["channel"], state["ts"], message.text, message.blocks)
-        await self.poster.post(state["channel"], f":white_check_mark: Resolved after {spoken_duration(lasted)}.",
-                               thread_ts=state["ts"])
+    async def _run_playbook(self, key: str, thread: AlertThread, alert: Alert, steps: list[str],
+                            actions: list[str]) -> AlertThread:
+        results: list[list[Result] | None] = [None] * len(steps)
+        first = investigation_message(alert, steps, results, actions, self.settings.command)
+        reply = await self._post_once(key, thread, "reply", first, thread_ts=thread.ts)
 
-    async def _investigate(self, key: str, state: dict[str, Any], alert: Alert) -> None:
-        async with self._slots:
-            steps = self.playbooks.commands(alert)
-            actions = list(self.playbooks.for_alert(alert).actions)
-            results: list[list[Result] | None] = [None] * len(steps)
-            first = investigation_message(alert, steps, results, actions, self.settings.command)
-            reply = await self.poster.post(state["channel"], first.text, first.blocks, thread_ts=state["ts"])
-            reply_ts = str(reply["ts"])
-            editor = _Editor(lambda: self._edit(state["channel"], reply_ts, alert, steps, results, actions),
-                             self.config.edit_interval)
+        async def edit() -> None:
+            message = investigation_message(alert, steps, results, actions, self.settings.command)
+            await self.poster.update(reply.channel, reply.ts, message.text, message.blocks)
 
-            async def run(index: int, step: str) -> None:
-                results[index] = await self._run_step(step)
-                editor.poke()
+        editor = _Editor(edit, self.config.edit_interval)
 
+        async def run(index: int, step: str) -> None:
+            results[index] = await self._run_step(step)
+            editor.poke()
+
+        try:
             await asyncio.gather(*(run(i, s) for i, s in enumerate(steps)))
-            await editor.finish()
-            for result in (r for done in results if done for r in done):
-                for file in result.files:
-                    try:
-                        await self.poster.upload(state["channel"], file, thread_ts=state["ts"])
-                    except Exception as e:  # noqa: BLE001 - a chart that fails to upload is not fatal
-                        log.warning("uploading %s failed: %s", file.filename, describe_exception(e))
-
-    async def _edit(self, channel: str, ts: str, alert: Alert, steps: list[str],
-                    results: list[list[Result] | None], actions: list[str]) -> None:
-        message = investigation_message(alert, steps, results, actions, self.settings.command)
-        await self.poster.update(channel, ts, message.text, message.blocks)
+        finally:
+            await editor.stop()
+        final = investigation_message(alert, steps, results, actions, self.settings.command)
+        thread = await self._change(key, thread, lambda t: t.replace(
+            reply_final={"text": final.text, "blocks": final.blocks}))
+        for result in (r for done in results if done for r in done):
+            for file in result.files:
+                try:
+                    await self.poster.upload(thread.channel, file, thread_ts=thread.ts)
+                except Exception as e:  # noqa: BLE001 - a chart that fails to upload is not fatal
+                    log.warning("uploading %s failed: %s", file.filename, describe_exception(e))
+        return thread
 
     async def _run_step(self, step: str) -> list[Result]:
         if step.startswith(MISSING_PREFIX):
@@ -278,36 +331,29 @@ class AlertThreads:
             return [Result.error(step, f"playbook step is not a valid command: {e.message}")]
         try:
             report = await execute(invocation, self.context)
-        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - the other steps still post
-            if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                raise  # we are being stopped, not a step that was cancelled under us
+        except Exception as e:  # noqa: BLE001 - the other steps still post
             log.exception("playbook step %r failed", step)
             return [Result.error(step, describe_exception(e))]
         return report.results
 
 
-def _same_firing(state: Mapping[str, Any] | None, alert: Alert) -> bool:
-    """Is `state` an open thread for this very firing (not an older one of the same alert)?"""
-    return bool(state) and state.get("status") == "firing" and (  # type: ignore[union-attr]
-        alert.starts_at is None or state.get("starts_at") == _iso(alert.starts_at))  # type: ignore[union-attr]
+def _thread_job(source: ThreadSource, alert: Alert, *, channel: str = "", ts: str = "") -> NewJob:
+    payload: dict[str, Any] = {"source": source, "alert": alert_to_doc(alert)}
+    if channel:
+        payload.update(channel=channel, ts=ts)
+    return NewJob(id=keys.thread(source, alert.fingerprint), kind=keys.KIND_THREAD, lane=keys.LANE_ALERTS,
+                  payload=payload)
 
 
-def _with_end(alert: Alert, ends_at: str | None) -> Alert:
+def _resolved(alert: Alert, when: datetime) -> Alert:
     from dataclasses import replace
 
-    return replace(alert, status="resolved", ends_at=datetime.fromisoformat(ends_at) if ends_at else None)
-
-
-def _stored_alert(state: Mapping[str, Any]) -> Alert:
-    return Alert(
-        fingerprint=state["fingerprint"], status="firing", labels=state.get("labels", {}),
-        annotations=state.get("annotations", {}), starts_at=datetime.fromisoformat(state["starts_at"]),
-        generator_url=state.get("generator_url", ""),
-    )
+    return replace(alert, status="resolved", ends_at=when)
 
 
 class _Editor:
-    """Edits a reply as results arrive: at most one edit per `interval`, the last one always."""
+    """Edits a reply as results arrive: at most one edit per `interval`. Best effort: the finished
+    reply is edited by the caller, durably, after `stop()`."""
 
     def __init__(self, edit: Callable[[], Awaitable[None]], interval: float) -> None:
         self._edit = edit
@@ -329,9 +375,8 @@ class _Editor:
                 log.warning("editing an investigation reply failed: %s", describe_exception(e))
             await asyncio.sleep(self._interval)
 
-    async def finish(self) -> None:
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._edit()

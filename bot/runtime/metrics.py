@@ -31,6 +31,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.work = Counter(
+            "chatops_work_total",
+            "Durable jobs that ended a run, by kind and outcome (done, retried, given_up, failed, released, lost)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def work_outcome(self, kind: str, outcome: str) -> None:
+        self.work.labels(kind=kind, outcome=outcome).inc()
+
+    def command_answered(self, seconds: float, outcome: str) -> None:
+        """A slash command's answer is posted (or failed): time from the request."""
+        self.handler_seconds.labels(kind="command_answer").observe(seconds)
+        if outcome != "ok":
+            self.requests.labels(kind="command_answer", outcome=outcome).inc()
+
     def backend_error(self, backend: str) -> None:
         self.backend_errors.labels(backend=backend).inc()
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
-from typing import AsyncIterator
+from dataclasses import dataclass
 
 from bot.clients import Clients
 from bot.commands.model import Context
@@ -17,7 +14,11 @@ from bot.state.store import Store
 
 @dataclass
 class Runtime:
-    """What every handler needs, built once at start."""
+    """What every handler needs, built once at start.
+
+    `draining` is set on SIGTERM: handlers then take no new work (Alertmanager gets 503 and
+    retries; a person is told to try again) while the worker finishes or hands back its jobs.
+    """
 
     settings: Settings
     clients: Clients
@@ -25,35 +26,7 @@ class Runtime:
     metrics: Metrics
     store: Store
     draining: bool = False
-    _inflight: int = 0
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self._idle.set()
 
     @property
     def context(self) -> Context:
         return Context(self.settings, self.clients, on_backend_error=self.metrics.backend_error)
-
-    @contextlib.asynccontextmanager
-    async def work(self) -> AsyncIterator[None]:
-        """Marks a piece of work in flight, so that SIGTERM can let it finish."""
-        self._inflight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
-
-    @property
-    def inflight(self) -> int:
-        return self._inflight
-
-    async def wait_idle(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False

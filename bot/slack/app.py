@@ -1,12 +1,9 @@
-"""The Bolt app and its Slack Web API client."""
+"""The Bolt app and its Slack Web API clients."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -16,24 +13,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clients import Clients
-from bot.commands.parser import CommandTable
-from bot.commands.model import Context
 from bot.settings import Settings
-from bot.runtime.metrics import Metrics
-from bot.state.store import Store
 
 log = logging.getLogger(__name__)
 
-SLACK_TIMEOUT = 10  # seconds for one Web API call; retries come on top
 
-
-def build_web_client(settings: Settings) -> AsyncWebClient:
-    # Passing retry_handlers replaces slack_sdk's default (connection errors only).
+def build_web_client(settings: Settings, timeout: float) -> AsyncWebClient:
+    """For calls that may be repeated safely (edits, reads, auth.test): retried on 429, 5xx and
+    connection errors. Passing retry_handlers replaces slack_sdk's default (connection errors only)."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT,
+        timeout=timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp.ClientTimeout(total=)
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
@@ -42,9 +33,20 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_app(runtime: Runtime, client: AsyncWebClient) -> AsyncApp:
+def build_posting_client(settings: Settings, timeout: float) -> AsyncWebClient:
+    """For chat.postMessage: retried on 429 only (Slack posted nothing). A 5xx, a timeout or a
+    dropped connection may come after Slack posted, so those go back to the job, which looks for
+    the post before posting again (bot.slack.once)."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp.ClientTimeout(total=)
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+    )
+
+
+def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     """The Bolt app without listeners; handlers.register_all adds them (imports point inward)."""
-    settings = runtime.settings
     app = AsyncApp(
         client=client,
         # Socket Mode requests come over an authenticated websocket and carry no signature.
@@ -53,10 +55,15 @@ def build_app(runtime: Runtime, client: AsyncWebClient) -> AsyncApp:
         # Alertmanager may post with the bot's own token; its posts must reach the alert
         # listener, which recognises (and skips) the bot's own messages by their content.
         ignoring_self_events_enabled=False,
+        # Acknowledge only after the listener returns: every listener records its work in the
+        # store and returns (milliseconds), so an acknowledged request is never lost. (Bolt's
+        # default acknowledges events first and runs the listener afterwards.)
+        process_before_response=True,
         logger=logging.getLogger("slack_bolt"),
     )
+
     @app.error
-    async def on_error(error: Exception, body: dict) -> None:
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a Slack handler: %s", error, exc_info=error)
 
     return app

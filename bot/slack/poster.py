@@ -1,29 +1,53 @@
-"""Posting to Slack at the pace Slack allows.
+"""Posting to Slack at the pace Slack allows, and at most once.
 
-chat.postMessage allows about one message per second per channel, with short bursts;
-beyond that Slack answers 429 with Retry-After, which the client's retry handler waits
-out. Pacing each channel here keeps an alert storm from running into 429s at all, and
-keeps one busy channel from slowing the others (a slash command's answer in #ops never
-waits behind 300 alerts in #alerts-critical).
+Pace: chat.postMessage allows about one message per second per channel, with short bursts;
+beyond that Slack answers 429 with Retry-After, which the client's retry handler waits out.
+Pacing each channel here keeps an alert storm from running into 429s at all, and keeps one busy
+channel from slowing the others (a slash command's answer in #ops never waits behind 300 alerts
+in #alerts-critical). Alert posts and command answers share the pace.
+
+Once: a post whose answer was lost (a timeout, a 5xx after Slack had in fact posted) must not be
+posted again blindly. So chat.postMessage goes through a client that retries only 429s (Slack
+did not post), every post can carry a marker in its metadata, and `find` looks for a marker in
+a channel's history or a thread's replies before a post is attempted again (see bot.slack.once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections import defaultdict
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.mrkdwn import safe_file
+from bot.state import keys
+from bot.state.store import Store
 from diagnostics.result import FileAttachment
+
+log = logging.getLogger(__name__)
+
+METADATA_EVENT = "chatops_post"  # metadata.event_type of every marked post
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# Errors that mean "this lookup can't be done", not "Slack is down": the caller posts anyway.
+_LOOKUP_IMPOSSIBLE = {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found"}
+LOOKUP_SLACK_SECONDS = 120.0  # a post's ts may be a little before the attempt was recorded
 
 
 class Poster:
-    def __init__(self, client: AsyncWebClient, interval: float = 1.0) -> None:
+    def __init__(self, client: AsyncWebClient, interval: float = 1.0, *, store: Store | None = None,
+                 reader: AsyncWebClient | None = None) -> None:
+        """`client` posts (it must not retry 5xx or timeouts by itself: those may have posted);
+        `reader` edits, uploads and reads history (it may retry anything); `store` keeps the
+        channel IDs Slack answered for channel names, across restarts."""
         self.client = client
+        self.reader = reader or client
         self.interval = interval
+        self.store = store
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last: dict[str, float] = {}
         # "#alerts-critical" and its ID are one channel: both are paced under the ID.
@@ -41,8 +65,14 @@ class Poster:
         self._last[channel] = time.monotonic()
 
     async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
-                   thread_ts: str | None = None, **extra: Any) -> dict[str, Any]:
-        """chat.postMessage, paced; returns Slack's answer (its `channel` is the channel ID)."""
+                   thread_ts: str | None = None, marker: str = "", **extra: Any) -> dict[str, Any]:
+        """chat.postMessage, paced; returns Slack's answer (its `channel` is the channel ID).
+
+        `marker` goes into the message's metadata so that `find` can tell later whether this
+        very post went out.
+        """
+        if marker:
+            extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"marker": marker}}
         pace = self._ids.get(channel, channel)
         async with self._locks[pace]:
             await self._turn(pace)
@@ -50,16 +80,95 @@ class Poster:
                                                           thread_ts=thread_ts, **extra)
         self.posted += 1
         data = dict(response.data) if isinstance(response.data, dict) else {}
-        if data.get("channel") and data["channel"] != channel and channel not in self._ids:
-            self._ids[channel] = str(data["channel"])
-            # Carry the pace over, so the first post under the ID still waits its turn.
-            self._last[self._ids[channel]] = max(self._last.get(self._ids[channel], 0.0), self._last[pace])
+        answered = str(data.get("channel") or "")
+        if answered and answered != channel and channel not in self._ids:
+            await self._learn(channel, answered, pace)
         return data
+
+    async def _learn(self, name: str, channel_id: str, pace: str) -> None:
+        self._ids[name] = channel_id
+        # Carry the pace over, so the first post under the ID still waits its turn.
+        self._last[channel_id] = max(self._last.get(channel_id, 0.0), self._last.get(pace, 0.0))
+        if self.store is not None:
+            try:
+                await self.store.put(keys.slack_channel(name), {"id": channel_id})
+            except Exception as e:  # noqa: BLE001 - only an optimisation for a later lookup
+                log.warning("could not remember the ID of %s: %s", name, e)
+
+    async def channel_id(self, channel: str) -> str | None:
+        """The channel's ID: itself if it is one, else what Slack answered for the name before
+        (this process or, through the store, an earlier one), else conversations.list."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        if channel in self._ids:
+            return self._ids[channel]
+        if self.store is not None:
+            known = await self.store.get(keys.slack_channel(channel))
+            if known is not None:
+                self._ids[channel] = str(known.value["id"])
+                return self._ids[channel]
+        name, cursor = channel.lstrip("#"), None
+        for _ in range(20):  # 20 pages of 1000 channels
+            try:
+                page = await self.reader.conversations_list(types="public_channel,private_channel",
+                                                            exclude_archived=True, limit=1000, cursor=cursor)
+            except SlackApiError as e:
+                if e.response.get("error") in _LOOKUP_IMPOSSIBLE:
+                    return None
+                raise
+            for item in page.get("channels") or []:
+                if item.get("name") == name:
+                    await self._learn(channel, str(item["id"]), channel)
+                    return self._ids[channel]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+    async def find(self, channel: str, marker: str, since: float, thread_ts: str | None = None
+                   ) -> dict[str, Any] | None:
+        """The message carrying `marker` (posted at or after `since`, epoch seconds), in the
+        thread `thread_ts` or else at the channel's top level; None if there is none, or if
+        Slack won't let the bot look (then the caller posts: a lost post is worse than a twin).
+
+        Raises when Slack fails: the caller retries later rather than risk a duplicate.
+        """
+        channel_id = await self.channel_id(channel)
+        if channel_id is None:
+            log.warning("cannot check whether a post to %s went out (its ID is unknown; grant channels:read "
+                        "or configure the channel by ID); posting again", channel)
+            return None
+        oldest = f"{max(since - LOOKUP_SLACK_SECONDS, 0):.6f}"
+        cursor = None
+        for _ in range(10):
+            try:
+                if thread_ts:
+                    page = await self.reader.conversations_replies(channel=channel_id, ts=thread_ts, oldest=oldest,
+                                                                   include_all_metadata=True, limit=200,
+                                                                   cursor=cursor)
+                else:
+                    page = await self.reader.conversations_history(channel=channel_id, oldest=oldest,
+                                                                   include_all_metadata=True, limit=200,
+                                                                   cursor=cursor)
+            except SlackApiError as e:
+                if e.response.get("error") in _LOOKUP_IMPOSSIBLE:
+                    log.warning("cannot check whether a post to %s went out (%s); posting again", channel,
+                                e.response.get("error"))
+                    return None
+                raise
+            for message in page.get("messages") or []:
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("marker") == marker:
+                    return {"channel": channel_id, "ts": str(message.get("ts")), "message": message}
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         # Edits are rate-limited per workspace method tier, not per channel; the retry handler
-        # covers a 429. They don't take a channel's posting turn.
-        await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        # covers a 429. They don't take a channel's posting turn. An edit is idempotent.
+        await self.reader.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         self.updated += 1
 
     async def upload(self, channel: str, file: FileAttachment, thread_ts: str | None = None) -> None:
@@ -67,5 +176,5 @@ class Poster:
         pace = self._ids.get(channel, channel)
         async with self._locks[pace]:
             await self._turn(pace)
-            await self.client.files_upload_v2(channel=channel, file=file.content, filename=file.filename,
+            await self.reader.files_upload_v2(channel=channel, file=file.content, filename=file.filename,
                                               title=file.title or file.filename, thread_ts=thread_ts)

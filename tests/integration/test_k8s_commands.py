@@ -95,7 +95,8 @@ async def test_a_bad_since_is_a_usage_error_and_runs_nothing(bot, http, kube, fa
     assert result.json["response_type"] == "ephemeral"
     assert "`yesterday` is not a duration for since" in result.json["text"]
     assert "/ops logs &lt;deployment|pod&gt; [-n &lt;namespace&gt;]" in result.json["text"]
-    await asyncio.sleep(0.2)
+    await bot.worker.idle()  # barrier: the answer came after the handler ran; no job was recorded
+    assert await bot.runtime.store.pending() == 0
     assert not fake_slack.messages()
     assert not [r for r in kube.kmock if "/log" in str(r.url.path)]
 
@@ -106,6 +107,7 @@ async def test_config_refuses_a_secret_in_the_acknowledgement(bot, http, kube, f
 
     assert result.json["response_type"] == "ephemeral"
     assert "Secrets are never read" in result.json["text"]
-    await asyncio.sleep(0.2)
+    await bot.worker.idle()  # barrier: the answer came after the handler ran; no job was recorded
+    assert await bot.runtime.store.pending() == 0
     assert not fake_slack.messages()
     assert not [r for r in kube.kmock if "secrets" in str(r.url.path)]

@@ -86,10 +86,21 @@ async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, 
             proc.kill()
 
 
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0)
+
+
 @pytest.fixture
-async def slow_kubernetes(tmp_path):
+def slow_kubernetes_called() -> asyncio.Event:
+    return asyncio.Event()
+
+
+@pytest.fixture
+async def slow_kubernetes(tmp_path, slow_kubernetes_called):
     """An API server that takes 1.5 s to say the deployment doesn't exist."""
     async def slow(request: web.Request) -> web.Response:
+        slow_kubernetes_called.set()
         await asyncio.sleep(1.5)
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                   "reason": "NotFound", "code": 404, "message": "not found"}, status=404)
@@ -112,14 +123,12 @@ async def test_stop_lets_the_command_in_flight_finish_and_turns_new_ones_away(
     url = f"http://127.0.0.1:{bot.port}/slack/events"
     await send_slash_command(http, url, signing_secret, text="pods checkout -n prod",
                              response_url=fake_slack.response_url())
-    for _ in range(100):
-        if bot.runtime.inflight:
-            break
-        await asyncio.sleep(0.02)
-    assert bot.runtime.inflight == 1
+    # The command's job is running once the Kubernetes call it makes has reached the slow server.
+    await asyncio.wait_for(slow_kubernetes_called.wait(), 5)
+    assert bot.worker.running == 1
     stopping = asyncio.create_task(bot.stop())
-    await asyncio.sleep(0.1)
-    assert bot.runtime.draining and not stopping.done()
+    await asyncio.wait_for(_until(lambda: bot.runtime.draining), 5)
+    assert not stopping.done()
     late = await send_slash_command(http, url, signing_secret, text="pods checkout -n prod")
     assert "restarting" in json.dumps(late.json)
     await asyncio.wait_for(stopping, 10)

@@ -61,7 +61,10 @@ async def test_forged_or_stale_requests_get_401_and_run_nothing(bot, http, fake_
     result = await send_slash_command(http, events_url(bot), signing_secret, text="pods checkout -n prod",
                                       response_url=fake_slack.response_url(), **forgery)
     assert result.status == 401
-    await asyncio.sleep(0.3)  # a listener that wrongly ran would have posted by now
+    # Barrier: the answer came after the request was handled (listeners run before the response),
+    # and the worker has nothing left: a listener that wrongly ran would have recorded a job.
+    await bot.worker.idle()
+    assert await bot.runtime.store.pending() == 0
     assert not [c for c in fake_slack.calls if c.method != "auth.test"], fake_slack.describe_calls()
     metrics = await (await http.get(f"http://127.0.0.1:{bot.port}/metrics")).text()
     assert 'chatops_requests_total{kind="command",outcome="rejected"} 1.0' in metrics
@@ -73,7 +76,8 @@ async def test_unknown_command_is_answered_only_to_the_user_with_a_suggestion(bo
     assert result.json["response_type"] == "ephemeral"
     assert "Did you mean `pods`?" in result.json["text"]
     assert "Traceback" not in result.text
-    await asyncio.sleep(0.2)
+    await bot.worker.idle()
+    assert await bot.runtime.store.pending() == 0
     assert not fake_slack.messages()
 
 
@@ -81,7 +85,8 @@ async def test_bad_argument_shows_the_usage_and_runs_nothing(bot, http, fake_sla
     result = await send_slash_command(http, events_url(bot), signing_secret, text="pods checkout --since 1h")
     assert result.json["response_type"] == "ephemeral"
     assert "/ops pods &lt;deployment&gt; [-n &lt;namespace&gt;]" in result.json["text"]
-    await asyncio.sleep(0.2)
+    await bot.worker.idle()
+    assert await bot.runtime.store.pending() == 0
     assert not fake_slack.messages()
 
 

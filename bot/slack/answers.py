@@ -1,0 +1,184 @@
+"""A slash command's answer: recorded when it is acknowledged, run, posted once at the channel's pace.
+
+The /ops handler parses the command and records a `command:{request}` job before it answers Slack
+(within Slack's 3 seconds). A worker then runs the check and posts the report in the channel,
+through the same per-channel pacing as alert posts, exactly once (bot.slack.once), retrying while
+Slack fails; a restart in between resumes it. Where the bot can't post (not invited, a DM), the
+answer goes through the command's response_url instead. Mentions of the bot get their hint the
+same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.commands.execute import execute
+from bot.commands.model import Context, Invocation
+from bot.commands.parser import CommandTable
+from bot.commands.report import Report, describe_exception
+from bot.errors import UsageError
+from bot.slack.mrkdwn import code, escape, safe, safe_file
+from bot.slack.once import Posted, PostRecord, post_once
+from bot.slack.poster import Poster
+from bot.slack.render import Message, report_message
+from bot.state import keys
+from bot.state.store import Job, NewJob, Store
+from bot.state.worker import Worker
+
+log = logging.getLogger(__name__)
+
+ANSWER_TTL = 86400.0  # what was posted for a request is remembered a day
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,30}$")
+# When the bot can't post in the channel itself (not invited, a DM), the response_url can.
+_POST_VIA_RESPONSE_URL = {"not_in_channel", "channel_not_found", "is_archived"}
+RESPONSE_URL_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the job needs of a slash command's payload."""
+
+    id: str
+    text: str
+    channel: str
+    user_id: str
+    user_name: str
+    response_url: str
+    received: float  # epoch seconds, for the latency metric
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], received: float) -> Request:
+        request = str(body.get("trigger_id") or "") or f"{body.get('channel_id')}:{body.get('user_id')}:{received}"
+        return cls(id=request, text=str(body.get("text", "")), channel=str(body.get("channel_id", "")),
+                   user_id=str(body.get("user_id", "")), user_name=str(body.get("user_name", "")),
+                   response_url=str(body.get("response_url", "")), received=received)
+
+
+class CommandAnswers:
+    def __init__(self, *, prefix: str, default_namespace: str, table: CommandTable, context: Context,
+                 store: Store, poster: Poster, worker: Worker, observe: Any = None) -> None:
+        """`observe(seconds, outcome)`: told how long each answer took from the request, and how
+        it ended (ok, error)."""
+        self.prefix = prefix
+        self.default_namespace = default_namespace
+        self.table = table
+        self.context = context
+        self.store = store
+        self.poster = poster
+        self.worker = worker
+        self.observe = observe
+        worker.handle(keys.KIND_COMMAND, self._answer)
+        worker.handle(keys.KIND_MENTION, self._mention)
+
+    async def accept(self, body: dict[str, Any]) -> Request:
+        """Record the command's job (the caller acknowledges after this returns)."""
+        request = Request.from_body(body, time.time())
+        await self.worker.submit([NewJob(id=keys.command(request.id), kind=keys.KIND_COMMAND,
+                                         lane=keys.LANE_COMMANDS, payload=request.__dict__)])
+        return request
+
+    async def accept_mention(self, event: dict[str, Any], event_id: str) -> None:
+        channel = str(event.get("channel", ""))
+        thread_ts = str(event.get("thread_ts") or event.get("ts") or "")
+        await self.worker.submit([NewJob(id=keys.mention(event_id or f"{channel}:{thread_ts}"),
+                                         kind=keys.KIND_MENTION, lane=keys.LANE_COMMANDS,
+                                         payload={"channel": channel, "thread_ts": thread_ts})])
+
+    # ------------------------------------------------------------------ the jobs
+
+    async def _answer(self, job: Job) -> None:
+        request = Request(**job.payload)
+        key = keys.command(request.id)
+        try:
+            invocation = self.table.parse(request.text, self.default_namespace)
+        except UsageError as e:  # the handler answered this in the ack; a changed table since?
+            log.warning("recorded command %r no longer parses: %s", request.text, e.message)
+            return
+        done = await self.store.get(key)
+        record = PostRecord(**done.value["answer"]) if done is not None and "answer" in done.value else None
+        if record is not None and record.ts:
+            return  # posted before a restart; its files went with it or are lost (never twice)
+        try:
+            report = await execute(invocation, self.context)
+        except Exception as e:  # noqa: BLE001 - a bug in a check: one clear line to the person, the log gets the rest
+            log.exception("%s %s failed", self.prefix, invocation.command.name)
+            await self._respond(request, {"response_type": "ephemeral",
+                                          "text": f":x: {self._echo(invocation)} failed: {safe(describe_exception(e))}"})
+            self._observe(request, "error")
+            return
+        footer = f"{self._echo(invocation)} · requested by {_mention(request)} · {report.elapsed:.1f} s"
+        message = report_message(report, footer)
+        posted = await self._post(key, request, message, record)
+        await self._upload_files(request, posted, report)
+        self._observe(request, "ok")
+
+    async def _post(self, key: str, request: Request, message: Message, record: PostRecord | None) -> Posted | None:
+        """Post in the channel once; None when the bot answered through response_url instead."""
+        async def begin(attempt: PostRecord) -> PostRecord:
+            if await self.store.put_if(key, {"answer": attempt.__dict__}, None, ttl=ANSWER_TTL) is not None:
+                return attempt
+            stored = await self.store.get(key)
+            return PostRecord(**stored.value["answer"]) if stored is not None else attempt
+
+        async def done(posted: PostRecord) -> None:
+            await self.store.put(key, {"answer": posted.__dict__}, ttl=ANSWER_TTL)
+
+        try:
+            return await post_once(self.poster, request.channel, message.text, message.blocks, record=record,
+                                   begin=begin, done=done, now=self.store.clock.now())
+        except SlackApiError as e:
+            error = e.response.get("error", "")
+            if error not in _POST_VIA_RESPONSE_URL:
+                raise  # Slack failing: the job is retried
+            log.info("chat.postMessage to %s failed with %s; answering through response_url", request.channel, error)
+            await self._respond(request, {"response_type": "in_channel", "text": message.text,
+                                          "blocks": message.blocks})
+            return None
+
+    async def _upload_files(self, request: Request, posted: Posted | None, report: Report) -> None:
+        """Charts and long logs go up as files beside the message (files upload v2)."""
+        files = [f for result in report.results for f in result.files]
+        if files and posted is None:
+            await self._respond(request, {"response_type": "ephemeral", "text": f":paperclip: {len(files)} file(s) "
+                                          "not shared: invite the bot to this channel to get them."})
+            return
+        for file in map(safe_file, files):
+            try:
+                await self.poster.upload(request.channel, file)
+            except SlackApiError as e:
+                log.warning("uploading %s failed: %s", file.filename, e.response.get("error"))
+                await self._respond(request, {"response_type": "ephemeral", "text": f":paperclip: could not upload "
+                                              f"{safe(file.filename)}: {safe(e.response.get('error'))}"})
+
+    async def _respond(self, request: Request, body: dict[str, Any]) -> None:
+        if not request.response_url:
+            log.warning("no response_url to answer %s %r through", self.prefix, request.text)
+            return
+        answer = await AsyncWebhookClient(request.response_url, timeout=RESPONSE_URL_TIMEOUT).send_dict(body)
+        if answer.status_code >= 500:
+            raise RuntimeError(f"response_url answered HTTP {answer.status_code}")  # retried
+        if answer.status_code >= 400:
+            log.warning("response_url refused the answer (HTTP %d: %s)", answer.status_code, answer.body)
+
+    async def _mention(self, job: Job) -> None:
+        await self.poster.post(str(job.payload["channel"]),
+                               f"Type `{escape(self.prefix)} help` to see the checks I can run.",
+                               thread_ts=str(job.payload["thread_ts"]) or None)
+
+    def _echo(self, invocation: Invocation) -> str:
+        return code(self.prefix + " " + invocation.text)
+
+    def _observe(self, request: Request, outcome: str) -> None:
+        if self.observe is not None:
+            self.observe(max(time.time() - request.received, 0.0), outcome)
+
+
+def _mention(request: Request) -> str:
+    return f"<@{request.user_id}>" if _SLACK_ID.match(request.user_id) else escape(request.user_name or "someone")

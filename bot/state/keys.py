@@ -1,0 +1,75 @@
+"""Every key, job id and lane the bot uses in the store, in one place.
+
+The store namespaces claims, documents, sets, jobs and logs apart; within each, these functions
+are the only way a key is spelled, so two modules can never disagree on a format and a reader of
+the store can find what writes a key from here.
+
+Documents
+    thread:{source}:{fingerprint}          an alert's thread (bot.alerting.state.AlertThread);
+                                           source is "webhook" (the bot posted the alert) or
+                                           "post" (Alertmanager posted it in Slack)
+    command:{request}                      a slash command's answer (the post, once it is made)
+    slack-channel:{name}                   the ID Slack answered for a channel addressed by name
+Claims
+    seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
+                                           deliver the same event again for a few minutes)
+Sets
+    open-post-threads                      fingerprints whose Alertmanager-post thread is firing
+Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each other)
+    thread:{source}:{fingerprint}          lane alerts: bring the alert's thread up to date with
+                                           the newest notification (one job per thread, so work
+                                           on one thread never runs twice at once)
+    post:{channel}:{ts}                    lane alerts: match an Alertmanager post to its alerts
+    investigate:{source}:{fingerprint}:{starts_at}
+                                           lane investigations: run the playbook in the thread
+    command:{request}                      lane commands: run a slash command, post its answer
+    mention:{event}                        lane commands: answer a mention of the bot with a hint
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ThreadSource = Literal["webhook", "post"]
+
+# Lanes: each is leased separately with its own concurrency.
+LANE_ALERTS = "alerts"
+LANE_INVESTIGATIONS = "investigations"
+LANE_COMMANDS = "commands"
+
+# Job kinds: the handler a job runs.
+KIND_THREAD = "alert-thread"
+KIND_POST = "alert-post"
+KIND_INVESTIGATE = "investigate"
+KIND_COMMAND = "command"
+KIND_MENTION = "mention"
+
+OPEN_POST_THREADS = "open-post-threads"
+
+
+def thread(source: ThreadSource, fingerprint: str) -> str:
+    return f"thread:{source}:{fingerprint}"
+
+
+def alert_post(channel: str, ts: str) -> str:
+    return f"post:{channel}:{ts}"
+
+
+def post_seen(channel: str, ts: str) -> str:
+    return f"seen:post:{channel}:{ts}"
+
+
+def investigation(thread_key: str, starts_at: str) -> str:
+    return f"investigate:{thread_key.removeprefix('thread:')}:{starts_at}"
+
+
+def command(request: str) -> str:
+    return f"command:{request}"
+
+
+def slack_channel(name: str) -> str:
+    return f"slack-channel:{name}"
+
+
+def mention(event_id: str) -> str:
+    return f"mention:{event_id}"
