@@ -2,12 +2,13 @@
 
 STATE_URL: `sqlite:///relative.db`, `sqlite:////absolute/path.db`, `redis://host:6379/0`.
 Both backends keep the same contract, pinned by tests/integration/test_store.py on SQLite and on a
-real Redis (including two store instances on one Redis racing each other):
+real Redis (including two store instances on one Redis, and on one SQLite file, racing each other):
 
 - claims: `claim(key, ttl)` sets a key only if absent; exactly one caller wins, across replicas.
   A claim means "done" (taken when the work is done) or is a lease that expires.
 - documents: versioned JSON objects. `get` returns value + version; `put_if(key, value, version)`
   writes only if nobody wrote in between (compare-and-set; version None = only if absent).
+  Claims and documents are separate namespaces: a claim never hides or replaces a document.
 - sets: `add`, `discard`, `members`, each atomic.
 - jobs: durable work and timers. `enqueue` records work (idempotent by id: a second enqueue of a
   pending id merges into it); `lease` hands each due job to exactly one worker for a while, with a
@@ -17,23 +18,31 @@ real Redis (including two store instances on one Redis racing each other):
 - log: append-only entries per stream, read back by time range; kept forever unless a retention
   is configured.
 
-Every time the store reads (due jobs, lease expiry, log times, SQLite expiry) comes from one
-injectable clock, so lease and timer tests run in milliseconds.
+Every time the store reads (due jobs, lease expiry, `created`, log times, claim and document
+expiry) comes from one injectable clock, passed to SQL and Lua as an argument (never Redis's TIME,
+never time.time() directly), so lease and timer tests run in milliseconds. On Redis, keys with a
+TTL also get a PEXPIRE a minute after the clock's expiry: garbage collection only, the clock
+decides.
+
+Implementations: bot.state.sqlite.SQLiteStore, bot.state.redis.RedisStore; `open_store` picks one.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from bot.state.clock import Clock
+from bot.state.clock import SYSTEM_CLOCK, Clock
 
 JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Versioned:
-    """A document as stored: its value and its version (1 after the first write, +1 per write)."""
+    """A document as stored: its value and its version (1 after the first write, +1 per write).
+    A document that was deleted or expired starts again at 1."""
 
     value: JSON
     version: int
@@ -57,7 +66,7 @@ class Job:
     kind: str
     payload: JSON
     lane: str
-    due: float
+    due: float  # while leased: the lease's expiry (then it is due again for anybody)
     attempts: int  # leases taken so far, this one included when it comes from lease()
     created: float  # when this job was first recorded (give-up is measured from here)
 
@@ -65,7 +74,8 @@ class Job:
 @dataclass(frozen=True)
 class Lease:
     """A job handed to one worker until `expires`. Only this token may finish, retry, release or
-    extend it; a lease that expired and was taken by another worker is dead (calls return False)."""
+    extend it; a lease that expired and was taken by another worker is dead (calls return False).
+    (A lease that ran out but whose job nobody took yet still holds: its token is still current.)"""
 
     job: Job
     token: str
@@ -75,8 +85,13 @@ class Lease:
 
 @dataclass(frozen=True)
 class LogEntry:
-    id: str  # increasing within a stream
-    at: float  # clock seconds when appended
+    """`id` is `<ms>-<seq>` (a Redis stream id, on both backends): increasing within a stream when
+    compared as the pair of integers (ms, seq), not as a string. `at` is ms / 1000: the clock at
+    the append rounded up to the millisecond, and never less than the previous entry's `at`
+    (if the clock stands still or goes back, entries share the previous millisecond)."""
+
+    id: str
+    at: float  # clock seconds when appended (millisecond precision, never decreasing)
     entry: JSON
 
 
@@ -85,16 +100,18 @@ class Store(Protocol):
 
     # --- claims -------------------------------------------------------------------------
     async def claim(self, key: str, ttl: float) -> bool:
-        """Set `key` if absent (or expired); True for exactly one caller."""
+        """Set `key` for `ttl` seconds if absent (or expired); True for exactly one caller."""
         ...
 
     async def unclaim(self, key: str) -> None: ...
 
     # --- versioned documents ------------------------------------------------------------
-    async def get(self, key: str) -> Versioned | None: ...
+    async def get(self, key: str) -> Versioned | None:
+        """The document, or None if absent or expired."""
+        ...
 
     async def put(self, key: str, value: JSON, ttl: float | None = None) -> int:
-        """Write unconditionally; returns the new version."""
+        """Write unconditionally (ttl None: no expiry); returns the new version."""
         ...
 
     async def put_if(self, key: str, value: JSON, version: int | None, ttl: float | None = None) -> int | None:
@@ -114,17 +131,21 @@ class Store(Protocol):
     # --- jobs and timers ----------------------------------------------------------------
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Record jobs, all in one transaction. Per job: True if new. An id already pending is
-        merged: its payload is replaced; if it is not leased its due becomes the earlier of the
-        two; if it is leased, its trigger count goes up, so `finish` runs it once more."""
+        merged: its payload is replaced (its kind, lane and `created` stay); if it is not leased
+        its due becomes the earlier of the two; if it is leased, its trigger count goes up, so
+        `finish` runs it once more."""
         ...
 
     async def lease(self, owner: str, lane: str, limit: int, seconds: float) -> list[Lease]:
-        """Up to `limit` due jobs of `lane` (earliest due first), each to this caller alone
-        for `seconds`. A job whose lease expired is due again. `attempts` goes up by one."""
+        """Up to `limit` due jobs of `lane` (earliest due first, then by id), each to this caller
+        alone for `seconds`, with a fresh random token. A job whose lease expired is due again.
+        `attempts` goes up by one. `owner` (who leases) is recorded with the lease, for people
+        reading the store; the token, not the owner, decides who may act on it."""
         ...
 
     async def extend(self, leases: Sequence[Lease], seconds: float) -> list[Lease | None]:
-        """Renew leases still held (None for each one lost)."""
+        """Renew leases still held: `seconds` from now (None for each one lost). A renewed lease
+        keeps its token and its `triggers`; its job's `due` is the new expiry."""
         ...
 
     async def finish(self, lease: Lease) -> bool:
@@ -133,7 +154,8 @@ class Store(Protocol):
         ...
 
     async def retry(self, lease: Lease, delay: float) -> bool:
-        """Hand the job back, due again in `delay` seconds. False if the lease was lost."""
+        """Hand the job back, due again in `delay` seconds (attempts kept). False if the lease
+        was lost."""
         ...
 
     async def release(self, lease: Lease) -> bool:
@@ -155,7 +177,8 @@ class Store(Protocol):
 
     async def read_log(self, stream: str, since: float | None = None, until: float | None = None,
                        limit: int = 1000) -> list[LogEntry]:
-        """Entries with since <= at < until, oldest first, at most `limit`."""
+        """Entries with since <= at < until, oldest first, at most `limit`. With a log retention,
+        entries older than the retention are never returned (even before they are trimmed)."""
         ...
 
     # --- the store itself ---------------------------------------------------------------
@@ -164,151 +187,42 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-# ---- OLD IMPLEMENTATIONS (to be replaced) ----
-import json, sqlite3, time
-from pathlib import Path
-from diagnostics.blocking import BlockingPool
-
-def open_store(url: str) -> Store:
+def open_store(url: str, clock: Clock = SYSTEM_CLOCK, log_retention: float | None = None) -> Store:
+    """The store STATE_URL names. `log_retention` (seconds): trim log entries older than that."""
     if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])
+        from bot.state.sqlite import SQLiteStore
+
+        return SQLiteStore(url[len("sqlite:///"):], clock=clock, log_retention=log_retention)
     if url.startswith(("redis://", "rediss://")):
-        return RedisStore(url)
+        from bot.state.redis import RedisStore
+
+        return RedisStore(url, clock=clock, log_retention=log_retention)
     raise ValueError(f"unsupported STATE_URL {url!r}")  # config validation rejects it first
 
 
-class SQLiteStore:
-    """A local file. Every call runs on one dedicated thread: sqlite3 blocks, the loop must not."""
-
-    PURGE_EVERY = 500  # writes between sweeps of expired rows (claims are never read again)
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._writes = 0
-        self._pool = BlockingPool(workers=1)  # one thread: one connection, calls in order
-        self._db: sqlite3.Connection | None = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS sets (key TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (key, member))"
-            )
-        return self._db
-
-    def _purge(self, db: sqlite3.Connection, key: str) -> None:
-        db.execute("DELETE FROM kv WHERE key = ? AND expires_at IS NOT NULL AND expires_at <= ?", (key, time.time()))
-
-    def _wrote(self, db: sqlite3.Connection) -> None:
-        self._writes += 1
-        if self._writes % self.PURGE_EVERY == 0:
-            db.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (time.time(),))
-
-    async def claim(self, key: str, ttl: float, value: dict[str, Any] | None = None) -> bool:
-        def run() -> bool:
-            db = self._conn()
-            self._purge(db, key)
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
-                (key, json.dumps(value or {}), time.time() + ttl),
-            )
-            self._wrote(db)
-            return cursor.rowcount == 1
-
-        return await self._pool.run(run)
-
-    async def get(self, key: str) -> dict[str, Any] | None:
-        def run() -> dict[str, Any] | None:
-            db = self._conn()
-            self._purge(db, key)
-            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-            return json.loads(row[0]) if row else None
-
-        return await self._pool.run(run)
-
-    async def put(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        expires = None if ttl is None else time.time() + ttl
-
-        def run() -> None:
-            db = self._conn()
-            db.execute("INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
-                       (key, json.dumps(value), expires))
-            self._wrote(db)
-
-        await self._pool.run(run)
-
-    async def delete(self, key: str) -> None:
-        await self._pool.run(lambda: self._conn().execute("DELETE FROM kv WHERE key = ?", (key,)))
-
-    async def add(self, key: str, member: str) -> None:
-        await self._pool.run(
-            lambda: self._conn().execute("INSERT OR IGNORE INTO sets (key, member) VALUES (?, ?)", (key, member)))
-
-    async def discard(self, key: str, member: str) -> None:
-        await self._pool.run(
-            lambda: self._conn().execute("DELETE FROM sets WHERE key = ? AND member = ?", (key, member)))
-
-    async def members(self, key: str) -> set[str]:
-        def run() -> set[str]:
-            return {row[0] for row in self._conn().execute("SELECT member FROM sets WHERE key = ?", (key,))}
-
-        return await self._pool.run(run)
-
-    async def ping(self) -> None:
-        await self._pool.run(lambda: self._conn().execute("SELECT 1").fetchone())
-
-    async def close(self) -> None:
-        def run() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await self._pool.run(run)
-        self._pool.close()
+# ---- shared by the implementations ------------------------------------------------------------
+def dumps(value: JSON) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
-class RedisStore:
-    """Shared by every replica; expiry is Redis's own."""
+def to_ms(seconds: float) -> int:
+    """Clock seconds to whole milliseconds, rounded up, ignoring float noise below a microsecond
+    (so that `to_ms(entry.at) == ms` for every `at` the log returned)."""
+    return math.ceil(round(seconds * 1000, 3))
 
-    PREFIX = "chatops:"
 
-    def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
+def log_id(ms: int, seq: int) -> str:
+    return f"{ms}-{seq}"
 
-        self._redis = redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
 
-    async def claim(self, key: str, ttl: float, value: dict[str, Any] | None = None) -> bool:
-        done = await self._redis.set(self.PREFIX + key, json.dumps(value or {}), nx=True, px=int(ttl * 1000))
-        return bool(done)
+def parse_log_id(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
 
-    async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(self.PREFIX + key)
-        return json.loads(raw) if raw is not None else None
 
-    async def put(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        px = None if ttl is None else int(ttl * 1000)
-        await self._redis.set(self.PREFIX + key, json.dumps(value), px=px)
-
-    async def delete(self, key: str) -> None:
-        await self._redis.delete(self.PREFIX + key)
-
-    async def add(self, key: str, member: str) -> None:
-        await self._redis.sadd(self.PREFIX + key, member)
-
-    async def discard(self, key: str, member: str) -> None:
-        await self._redis.srem(self.PREFIX + key, member)
-
-    async def members(self, key: str) -> set[str]:
-        return set(await self._redis.smembers(self.PREFIX + key))
-
-    async def ping(self) -> None:
-        await self._redis.ping()
-
-    async def close(self) -> None:
-        await self._redis.aclose()
+def log_since_ms(now: float, since: float | None, retention: float | None) -> int:
+    """The first millisecond read_log may return (inclusive)."""
+    start = 0 if since is None else to_ms(since)
+    if retention is not None:
+        start = max(start, to_ms(now - retention))
+    return start
