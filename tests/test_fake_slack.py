@@ -21,7 +21,10 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -32,9 +35,15 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from tests import slack_requests
 from tests.fakes.slack import FakeSlack
 
+EVENT = {"event_type": "alert_opened", "event_payload": {"fingerprint": "abc123", "attempt": 1}}
+
 
 def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def texts(response: Any) -> list[str]:
+    return [m["text"] for m in response["messages"]]
 
 
 @pytest.fixture
@@ -233,6 +242,236 @@ async def test_conversations_info_answers_a_minimal_channel(
     channel = info["channel"]
     assert (channel["id"], channel["name"], channel["is_member"]) == ("C0OPS", "ops", True)
 
+# --- channel names and IDs ------------------------------------------------------------------------
+
+
+async def test_post_to_a_channel_name_is_stored_and_answered_under_the_channel_id(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    with_hash = await client.chat_postMessage(channel="#alerts-critical", text="one")
+    bare = await client.chat_postMessage(channel="alerts-critical", text="two")
+
+    channel = fake_slack.channel_id("#alerts-critical")
+    assert channel.startswith("C") and with_hash["channel"] == bare["channel"] == channel
+    assert fake_slack.channel_names[channel] == "alerts-critical"
+    assert [m.text for m in fake_slack.messages(channel)] == ["one", "two"]
+    assert fake_slack.messages("#alerts-critical") == fake_slack.messages("alerts-critical") == fake_slack.messages()
+    assert {m.channel for m in fake_slack.messages()} == {channel}
+    assert fake_slack.calls[0].params["channel"] == "#alerts-critical"  # recorded as the client sent it
+
+
+async def test_methods_other_than_posting_need_the_channel_id_like_slack(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="#ops", text="here")
+
+    by_name = [
+        await api_error(client.chat_update(channel="#ops", ts=posted["ts"], text="x")),
+        await api_error(client.conversations_history(channel="#ops")),
+        await api_error(client.conversations_replies(channel="#ops", ts=posted["ts"])),
+        await api_error(client.conversations_info(channel="#ops")),
+        await api_error(client.files_upload_v2(channel="#ops", content=b"x", filename="x.txt")),
+    ]
+    updated = await client.chat_update(channel=posted["channel"], ts=posted["ts"], text="edited")
+
+    assert [e.response["error"] for e in by_name] == ["channel_not_found"] * 5
+    assert updated["channel"] == posted["channel"]
+    assert [m.text for m in fake_slack.messages("#ops")] == ["edited"] and fake_slack.files == []
+
+
+@pytest.mark.parametrize("arranged_as", ["#name", "ID"])
+async def test_unknown_and_not_in_channel_arrangements_take_either_spelling(
+    fake_slack: FakeSlack, client: AsyncWebClient, arranged_as: str
+) -> None:
+    gone, private = fake_slack.channel_id("#gone"), fake_slack.channel_id("#private")
+    fake_slack.unknown_channels.add("#gone" if arranged_as == "#name" else gone)
+    fake_slack.not_in_channel.add("#private" if arranged_as == "#name" else private)
+
+    posts = [
+        await api_error(client.chat_postMessage(channel=c, text="hi")) for c in ("#gone", gone, "#private", private)
+    ]
+    history = await api_error(client.conversations_history(channel=private))
+    info = await client.conversations_info(channel=private)
+
+    assert [e.response["error"] for e in posts] == ["channel_not_found"] * 2 + ["not_in_channel"] * 2
+    assert history.response["error"] == "not_in_channel"
+    assert info["channel"]["is_member"] is False and fake_slack.messages() == []
+
+
+# --- conversations.history and conversations.replies -------------------------------------------------
+
+
+async def test_history_lists_top_level_messages_newest_first_without_thread_replies(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    root = await client.chat_postMessage(channel="C0OPS", text="root")
+    await client.chat_postMessage(channel="C0OPS", text="reply", thread_ts=root["ts"])
+    broadcast = await client.chat_postMessage(
+        channel="C0OPS", text="also in the channel", thread_ts=root["ts"], reply_broadcast=True
+    )
+    await client.chat_postMessage(channel="C0OPS", text="later")
+    await client.chat_postMessage(channel="C0OTHER", text="elsewhere")
+
+    history = await client.conversations_history(channel="C0OPS")
+
+    assert texts(history) == ["later", "also in the channel", "root"]
+    assert history["has_more"] is False and history.get("response_metadata") is None
+    listed_root, listed_broadcast = history["messages"][2], history["messages"][1]
+    assert (listed_root["thread_ts"], listed_root["reply_count"], listed_root["latest_reply"]) == (
+        root["ts"], 2, broadcast["ts"]
+    )
+    assert listed_root["reply_users"] == ["U0BOT"] and listed_root["user"] == "U0BOT"
+    assert (listed_broadcast["subtype"], listed_broadcast["thread_ts"]) == ("thread_broadcast", root["ts"])
+
+
+async def test_history_pages_with_has_more_and_next_cursor(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    for i in range(5):
+        await client.chat_postMessage(channel="C0OPS", text=str(i))
+
+    first = await client.conversations_history(channel="C0OPS", limit=2)
+    second = await client.conversations_history(
+        channel="C0OPS", limit=2, cursor=first["response_metadata"]["next_cursor"]
+    )
+    pages = [texts(page) async for page in await client.conversations_history(channel="C0OPS", limit=2)]
+
+    assert (texts(first), first["has_more"], texts(second), second["has_more"]) == (["4", "3"], True, ["2", "1"], True)
+    assert pages == [["4", "3"], ["2", "1"], ["0"]]  # slack_sdk's own pagination follows next_cursor
+
+
+async def test_history_limit_defaults_to_100_and_is_at_most_999(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    for i in range(1000):
+        fake_slack.add_message("C0OPS", f"m{i}")
+
+    default = await client.conversations_history(channel="C0OPS")
+    most = await client.conversations_history(channel="C0OPS", limit=5000)
+
+    assert (len(default["messages"]), default["has_more"]) == (100, True)
+    assert (len(most["messages"]), most["has_more"]) == (999, True)
+    assert default["messages"][0]["text"] == "m999"
+
+
+async def test_history_between_oldest_and_latest_inclusive_or_not(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    a, b, c = [(await client.chat_postMessage(channel="C0OPS", text=t))["ts"] for t in "abc"]
+
+    between = await client.conversations_history(channel="C0OPS", oldest=a, latest=c)
+    inclusive = await client.conversations_history(channel="C0OPS", oldest=a, latest=c, inclusive=True)
+    after_b = await client.conversations_history(channel="C0OPS", oldest=b)
+    errors = [
+        await api_error(client.conversations_history(channel="C0OPS", oldest="yesterday")),
+        await api_error(client.conversations_history(channel="C0OPS", latest="now")),
+        await api_error(client.conversations_history(channel="C0OPS", cursor="not-a-cursor")),
+    ]
+
+    assert (texts(between), texts(inclusive), texts(after_b)) == (["b"], ["c", "b", "a"], ["c"])
+    assert [e.response["error"] for e in errors] == ["invalid_ts_oldest", "invalid_ts_latest", "invalid_cursor"]
+
+
+async def test_replies_give_the_parent_then_its_replies_oldest_first(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    root = await client.chat_postMessage(channel="C0OPS", text="root")
+    first = await client.chat_postMessage(channel="C0OPS", text="first", thread_ts=root["ts"])
+    await client.chat_postMessage(channel="C0OPS", text="unrelated")
+    await client.chat_postMessage(channel="C0OPS", text="second", thread_ts=root["ts"])
+    alone = await client.chat_postMessage(channel="C0OPS", text="alone")
+
+    thread = await client.conversations_replies(channel="C0OPS", ts=root["ts"])
+    from_a_reply = await client.conversations_replies(channel="C0OPS", ts=first["ts"])
+    unthreaded = await client.conversations_replies(channel="C0OPS", ts=alone["ts"])
+    page = await client.conversations_replies(channel="C0OPS", ts=root["ts"], limit=2)
+    rest = await client.conversations_replies(
+        channel="C0OPS", ts=root["ts"], limit=2, cursor=page["response_metadata"]["next_cursor"]
+    )
+    unknown = await api_error(client.conversations_replies(channel="C0OPS", ts="1.000001"))
+
+    assert texts(thread) == ["root", "first", "second"] and from_a_reply["messages"] == thread["messages"]
+    assert texts(unthreaded) == ["alone"]
+    assert (texts(page), page["has_more"]) == (["root", "first"], True)
+    assert (texts(rest), rest["has_more"]) == (["second"], False)
+    assert thread["messages"][0]["reply_count"] == 2
+    assert (thread["messages"][1]["thread_ts"], thread["messages"][1]["parent_user_id"]) == (root["ts"], "U0BOT")
+    assert unknown.response["error"] == "thread_not_found"
+
+
+async def test_messages_someone_else_posted_can_be_arranged_and_are_listed(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    question = fake_slack.add_message("#ops", "is prod down?", user="U0ALICE")
+    fake_slack.add_message("#ops", "looking", user="U0BOB", thread_ts=question.ts)
+
+    history = await client.conversations_history(channel=fake_slack.channel_id("#ops"))
+    thread = await client.conversations_replies(channel=question.channel, ts=question.ts)
+
+    [listed] = history["messages"]
+    assert (listed["user"], listed["text"], listed["reply_users"]) == ("U0ALICE", "is prod down?", ["U0BOB"])
+    assert texts(thread) == ["is prod down?", "looking"]
+    assert [c.method for c in fake_slack.calls] == ["conversations.history", "conversations.replies"]
+
+
+# --- message metadata ----------------------------------------------------------------------------------
+
+
+async def test_metadata_is_stored_and_listed_only_with_include_all_metadata(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C0OPS", text="alert", metadata=EVENT)
+    await client.chat_postMessage(channel="C0OPS", text="reply", thread_ts=posted["ts"], metadata=EVENT)
+
+    plain = await client.conversations_history(channel="C0OPS")
+    full = await client.conversations_history(channel="C0OPS", include_all_metadata=True)
+    thread = await client.conversations_replies(channel="C0OPS", ts=posted["ts"], include_all_metadata=True)
+
+    assert fake_slack.messages("C0OPS")[0].metadata == EVENT
+    assert "metadata" not in plain["messages"][0] and "metadata" not in posted["message"]
+    assert full["messages"][0]["metadata"] == EVENT
+    assert [m["metadata"] for m in thread["messages"]] == [EVENT, EVENT]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "not json",
+        ["alert_opened", {}],
+        {"event_type": "alert_opened"},
+        {"event_payload": {"fingerprint": "abc123"}},
+        {"event_type": "", "event_payload": {}},
+        {"event_type": 7, "event_payload": {}},
+        {"event_type": "alert_opened", "event_payload": "abc123"},
+        {},
+    ],
+    ids=["not-json", "array", "no-payload", "no-type", "empty-type", "number-type", "string-payload", "empty"],
+)
+async def test_malformed_metadata_is_invalid_metadata_format(
+    fake_slack: FakeSlack, client: AsyncWebClient, metadata: Any
+) -> None:
+    body = {"channel": "C0OPS", "text": "t", "metadata": metadata}
+
+    error = await api_error(client.api_call("chat.postMessage", json=body))
+
+    assert error.response["error"] == "invalid_metadata_format"
+    assert fake_slack.messages() == []
+
+
+async def test_chat_update_keeps_replaces_or_removes_metadata_like_slack(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    ts = (await client.chat_postMessage(channel="C0OPS", text="v1", metadata=EVENT))["ts"]
+    [message] = fake_slack.messages()
+    resolved = {"event_type": "alert_resolved", "event_payload": {"fingerprint": "abc123"}}
+
+    await client.chat_update(channel="C0OPS", ts=ts, text="v2")
+    kept = message.metadata
+    await client.chat_update(channel="C0OPS", ts=ts, text="v3", metadata=resolved)
+    replaced = message.metadata
+    bad = await api_error(client.chat_update(channel="C0OPS", ts=ts, text="v4", metadata={"event_type": "x"}))
+    text_after_bad = message.text
+    await client.chat_update(channel="C0OPS", ts=ts, text="v5", metadata={})
+
+    assert (kept, replaced, bad.response["error"], text_after_bad) == (EVENT, resolved, "invalid_metadata_format", "v3")
+    assert (message.metadata, message.text, message.edits) == (None, "v5", 3)
+
 
 # --- auth -----------------------------------------------------------------------------------------------
 
@@ -399,6 +638,183 @@ async def test_response_url_accepts_only_five_posts_like_slack(fake_slack: FakeS
 
     assert statuses == [200] * 5 + [404]
 
+# --- outages and faults --------------------------------------------------------------------------------
+
+
+async def test_an_outage_answers_every_method_and_carries_nothing_out_until_recover(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.outage("503")
+
+    posting = await api_error(client.chat_postMessage(channel="C0OPS", text="during"))
+    auth = await api_error(client.auth_test())
+    answer = await AsyncWebhookClient(fake_slack.response_url("cmd")).send(text="during")
+    fake_slack.recover()
+    after = await client.chat_postMessage(channel="C0OPS", text="after")
+
+    assert (posting.response.status_code, posting.response["error"]) == (503, "service_unavailable")
+    assert auth.response.status_code == answer.status_code == 503
+    assert [(c.method, c.ok, c.status, c.fault) for c in fake_slack.calls] == [
+        ("chat.postMessage", False, 503, "outage"),
+        ("auth.test", False, 503, "outage"),
+        ("response_url", False, 503, "outage"),
+        ("chat.postMessage", True, 200, None),
+    ]
+    assert after["ok"] and [m.text for m in fake_slack.messages()] == ["after"]
+    assert fake_slack.response_posts() == []
+
+
+async def test_an_outage_of_named_methods_leaves_the_others_alone(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.outage("500", methods=["chat.postMessage"])
+
+    posting = await api_error(client.chat_postMessage(channel="C0OPS", text="x"))
+    info = await client.conversations_info(channel="C0OPS")
+
+    assert (posting.response.status_code, posting.response["error"]) == (500, "fatal_error")
+    assert info["ok"] and fake_slack.messages() == []
+
+
+async def test_a_429_outage_sends_retry_after_until_recover(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    fake_slack.outage("429", retry_after=1)
+    retrying = AsyncWebClient(
+        base_url=fake_slack.api_url,
+        token=fake_slack.bot_token,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+    )
+
+    refused = await api_error(client.chat_postMessage(channel="C0OPS", text="no"))
+    posting = asyncio.create_task(retrying.chat_postMessage(channel="C0OPS", text="eventually"))
+    await fake_slack.wait_for("chat.postMessage", ok=False, count=2)  # the retrying client's first try
+    fake_slack.recover()
+    posted = await asyncio.wait_for(posting, 5)
+
+    assert (refused.response.status_code, refused.response.headers["Retry-After"]) == (429, "1")
+    assert refused.response["error"] == "ratelimited"
+    assert posted["ok"] and [m.text for m in fake_slack.messages()] == ["eventually"]
+
+
+async def test_a_hang_holds_the_request_until_recover_then_answers_it_normally(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.outage("hang")
+    posting = asyncio.create_task(client.chat_postMessage(channel="C0OPS", text="held"))
+
+    [held] = await fake_slack.wait_for("chat.postMessage", ok=False)
+    assert fake_slack.held == [held] and (held.error, held.status, held.fault) == ("held", 0, "outage")
+    assert not posting.done() and fake_slack.messages() == []
+    fake_slack.recover()
+    posted = await asyncio.wait_for(posting, 5)
+
+    assert posted["ok"] and fake_slack.held == []
+    assert fake_slack.calls == [held] and (held.ok, held.error, held.fault) == (True, None, None)
+    assert [m.text for m in fake_slack.messages()] == ["held"]
+
+
+async def test_a_client_that_gives_up_on_a_hang_times_out_and_nothing_is_carried_out(
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.outage("hang")
+    client = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token, timeout=1)
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await client.chat_postMessage(channel="C0OPS", text="never")
+    gave_up_after = time.monotonic() - started
+    [abandoned] = await fake_slack.wait_for(lambda c: c.error == "abandoned", ok=False)
+    fake_slack.recover()
+    await client.auth_test()  # the fake has answered something since
+
+    assert 0.9 < gave_up_after < 3
+    assert (abandoned.method, abandoned.status) == ("chat.postMessage", 0)
+    assert fake_slack.held == [] and fake_slack.messages() == []
+
+
+async def test_stopping_the_fake_answers_held_requests_without_carrying_them_out() -> None:
+    async with FakeSlack() as fake:
+        client = AsyncWebClient(base_url=fake.api_url, token=fake.bot_token)
+        fake.outage("hang")
+        posting = asyncio.create_task(client.chat_postMessage(channel="C0OPS", text="x"))
+        await fake.wait_for("chat.postMessage", ok=False)
+
+    error = await api_error(posting)
+
+    assert error.response.status_code == 503 and fake.messages() == []
+
+
+async def test_a_lost_answer_stores_the_message_once_and_the_client_sees_the_error(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.lose_answers("chat.postMessage")
+
+    error = await api_error(client.chat_postMessage(channel="C0OPS", text="posted anyway"))
+    after = await client.chat_postMessage(channel="C0OPS", text="answered")
+
+    assert (error.response.status_code, error.response["error"]) == (503, "service_unavailable")
+    lost, answered = fake_slack.calls
+    assert (lost.ok, lost.status, lost.fault, answered.ok) == (False, 503, "lost_answer", True)
+    assert after["ok"] and [m.text for m in fake_slack.messages("C0OPS")] == ["posted anyway", "answered"]
+
+
+async def test_a_client_that_retries_a_lost_answer_posts_twice(fake_slack: FakeSlack) -> None:
+    # The bot's own client retries 500/503 (AsyncServerErrorRetryHandler): this is what it risks.
+    fake_slack.lose_answers("chat.postMessage", status=500)
+    client = AsyncWebClient(
+        base_url=fake_slack.api_url,
+        token=fake_slack.bot_token,
+        retry_handlers=[AsyncServerErrorRetryHandler(max_retry_count=1)],
+    )
+
+    posted = await client.chat_postMessage(channel="C0OPS", text="alert")
+
+    assert posted["ok"]
+    assert [(c.status, c.error) for c in fake_slack.calls] == [(500, "fatal_error"), (200, None)]
+    assert [m.text for m in fake_slack.messages()] == ["alert", "alert"]
+
+
+async def test_a_lost_answer_can_hang_until_the_client_gives_up(fake_slack: FakeSlack) -> None:
+    fake_slack.lose_answers("chat.postMessage", status="hang")
+    client = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token, timeout=1)
+
+    with pytest.raises(TimeoutError):
+        await client.chat_postMessage(channel="C0OPS", text="slow")
+    [call] = await fake_slack.wait_for(lambda c: c.error == "abandoned", ok=False)
+
+    assert call.fault == "lost_answer" and [m.text for m in fake_slack.messages()] == ["slow"]
+
+
+async def test_fail_answers_the_error_without_doing_anything(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    fake_slack.fail("chat.postMessage", "internal_error", times=2)
+
+    errors = [await api_error(client.chat_postMessage(channel="C0OPS", text=f"try {i}")) for i in range(2)]
+    posted = await client.chat_postMessage(channel="C0OPS", text="try 2")
+
+    assert [(e.response.status_code, e.response["error"]) for e in errors] == [(200, "internal_error")] * 2
+    assert [c.fault for c in fake_slack.calls] == ["fail", "fail", None]
+    assert "chat.postMessage error=internal_error [fail]" in fake_slack.describe_calls()
+    assert posted["ok"] and [m.text for m in fake_slack.messages()] == ["try 2"]
+
+
+def test_arranging_a_fault_for_a_method_the_fake_does_not_serve_is_refused(fake_slack: FakeSlack) -> None:
+    with pytest.raises(ValueError, match="no method 'chat.postmessage'"):
+        fake_slack.fail("chat.postmessage", "internal_error")
+    with pytest.raises(ValueError, match="no method 'chat.delete'"):
+        fake_slack.outage("503", methods=["chat.postMessage", "chat.delete"])
+    with pytest.raises(ValueError, match="outage mode"):
+        fake_slack.outage("502")
+
+
+async def test_reset_ends_the_outage_and_pending_faults(fake_slack: FakeSlack, client: AsyncWebClient) -> None:
+    fake_slack.outage("503")
+    fake_slack.fail("auth.test", "internal_error")
+    fake_slack.lose_answers("chat.postMessage")
+
+    fake_slack.reset()
+
+    assert (await client.auth_test())["ok"] and (await client.chat_postMessage(channel="C0OPS", text="x"))["ok"]
+    assert [c.ok for c in fake_slack.calls] == [True, True]
+
 
 # --- wait_for -------------------------------------------------------------------------------------
 
@@ -433,6 +849,35 @@ async def test_wait_for_ignores_failed_calls_and_times_out_listing_what_was_reco
     assert "'chat.update'" in message
     assert "chat.postMessage ok channel='C0OPS'" in message and "text='hello there'" in message
     assert "chat.update error=message_not_found" in message
+
+
+async def test_wait_for_message_returns_the_nth_message_in_a_channel(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    async def post_later() -> None:
+        await asyncio.sleep(0.05)
+        root = await client.chat_postMessage(channel="#ops", text="first")
+        await client.chat_postMessage(channel="C0ELSEWHERE", text="not here")
+        await client.chat_postMessage(channel="#ops", text="reply", thread_ts=root["ts"])
+
+    task = asyncio.create_task(post_later())
+    second = await fake_slack.wait_for_message("#ops", 2, timeout=2)
+    reply = await fake_slack.wait_for_message(where=lambda m: m.thread_ts is not None)
+    await task
+
+    assert (second.text, second.channel) == ("reply", fake_slack.channel_id("#ops"))
+    assert reply is second
+
+
+async def test_wait_for_message_times_out_listing_what_is_stored(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    await client.chat_postMessage(channel="C0OPS", text="only one")
+
+    with pytest.raises(AssertionError) as info:
+        await fake_slack.wait_for_message("C0OPS", 2, timeout=0.2)
+
+    assert "message #2 in C0OPS" in str(info.value) and "'only one'" in str(info.value)
 
 
 async def test_reset_forgets_records_and_arrangements(fake_slack: FakeSlack, client: AsyncWebClient) -> None:

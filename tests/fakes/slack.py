@@ -5,34 +5,67 @@
 error handling of slack_sdk are exercised exactly as in production. It answers like Slack: HTTP 200
 with {"ok": false, "error": ...} for API errors, HTTP 429 + Retry-After when rate limited.
 
+Channels, as in Slack: every method takes a channel ID ("C0OPS"); chat.postMessage and
+chat.postEphemeral also take a name ("#alerts" or "alerts"), but the message is stored under the
+channel's ID and chat.postMessage answers "channel": "C…". chat.update, conversations.* and the
+files methods given a name answer channel_not_found. `fake.channel_id("#alerts")` is the made-up,
+stable ID of a name; `fake.channel_names[id]` its name.
+
+Web API methods served: auth.test, chat.postMessage, chat.postEphemeral, chat.update,
+conversations.info, conversations.history, conversations.replies, files.getUploadURLExternal,
+files.completeUploadExternal, apps.connections.open.
+
 What it records, for assertions:
-    fake.calls                  every request as a `Call` (method, decoded params, headers, time, ok, error)
-    fake.messages(channel)      stored channel messages as `Message`, current content after chat.update
+    fake.calls                  every request as a `Call` (method, decoded params, headers, time, ok, error,
+                                status, fault: "outage" | "fail" | "lost_answer" when a test's arrangement
+                                answered it)
+    fake.messages(channel)      stored channel messages as `Message`, current content after chat.update,
+                                in posting order; `channel` may be an ID or a #name
     fake.ephemerals             chat.postEphemeral messages
     fake.files                  completed file uploads as `UploadedFile` (bytes, channel, thread, comment)
     fake.response_posts(key)    posts to response URLs as `ResponsePost`
     fake.socket_acks            every message a Socket Mode client sent back
+    fake.held                   the calls an outage("hang") or lose_answers(status="hang") holds right now
 
-What a test can arrange:
-    fake.unknown_channels.add("C1")          -> channel_not_found
-    fake.not_in_channel.add("C1")            -> not_in_channel on chat.postMessage / file share
+What a test can arrange (either spelling of a channel works in the two sets):
+    fake.unknown_channels.add("C1" or "#gone")   -> channel_not_found
+    fake.not_in_channel.add("C1" or "#private")  -> not_in_channel on chat.postMessage / file share /
+                                                    conversations.history|replies; is_member false
+    fake.add_message("#ops", "hi", user="U0ALICE", ...)  a message someone else posted (-> `Message`)
     fake.rate_limit("chat.postMessage", times=2, retry_after=1)
     fake.pace_per_channel(min_interval=1.0)  -> 429 for posts to one channel closer than min_interval
+    fake.outage("hang" | "500" | "503" | "429", methods=None, retry_after=1) ... fake.recover()
+        None = every Web API method (auth.test and apps.connections.open too), response_url posts and
+        file upload URLs; or name some (Call.method names). "hang" holds each request open, unanswered,
+        until recover() (then it is carried out and answered normally) or until the client gives up
+        (Call.error "abandoned"; nothing done). "500"/"503"/"429" answer at once with that status and
+        {"ok": false, "error": "fatal_error" | "service_unavailable" | "ratelimited"} (429 with
+        Retry-After). Nothing is carried out during an outage; every call is recorded (ok False).
+    fake.lose_answers("chat.postMessage", times=1, status=503)   the next `times` successful calls are
+        carried out (message stored) but answered with an error (or, status="hang", held until
+        recover()): what makes a retrying client post twice
+    fake.fail("chat.postMessage", "internal_error", times=1)   the next `times` calls answer HTTP 200
+        {"ok": false, "error": ...} without doing anything
     await fake.socket_send("slash_commands", payload)  -> the client's ack
 
-Waiting: `await fake.wait_for("chat.postMessage", count=2)` wakes on each recorded call (no polling)
-and on timeout fails with the list of what was recorded.
+Waiting, without polling (each wakes on every recorded call and fails on timeout with the record):
+    await fake.wait_for("chat.postMessage", count=2)          successful calls (ok=False: failed/held ones)
+    await fake.wait_for_message("#ops", 2, where=...)         -> the 2nd stored message there
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import re
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -48,6 +81,20 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
 MAX_BLOCK_ID = 255
 RESPONSE_URL_MAX_USES = 5  # Slack: "up to 5 times within 30 minutes"
+# conversations.history: "limit ... Default 100 ... Maximum of 999" (Tier 3, internal apps; commercially
+# distributed non-Marketplace apps get 15 since 2025, which the fake does not model).
+HISTORY_LIMIT = 100
+HISTORY_LIMIT_MAX = 999
+REPLIES_LIMIT = 1000  # conversations.replies documents a default of 1000 and no maximum
+
+# Call.error for requests the fake holds without answering (status 0: no answer sent yet).
+HELD = "held"  # held by outage("hang") or lose_answers(status="hang"), waiting for recover()
+ABANDONED = "abandoned"  # the client gave up (timed out, disconnected) while it was held
+# What outage() answers with. Slack documents these error codes (fatal_error, service_unavailable,
+# ratelimited) but not which HTTP status comes with them when it is down; the fake pairs them.
+OUTAGE_ANSWERS = {"500": (500, "fatal_error"), "503": (503, "service_unavailable"), "429": (429, "ratelimited")}
+LOST_ANSWER_ERRORS = {429: "ratelimited", 503: "service_unavailable"}  # any other status: fatal_error
+NON_API_ENDPOINTS = ("response_url", "file_upload")  # Call.method of the non-Web-API endpoints outages cover
 
 # Params that slack_sdk (or a form post) may send as JSON strings; recorded decoded.
 JSON_PARAMS = ("blocks", "attachments", "files", "metadata")
@@ -58,12 +105,22 @@ BOT_METHODS = (
     "chat.postEphemeral",
     "chat.update",
     "conversations.info",
+    "conversations.history",
+    "conversations.replies",
     "files.getUploadURLExternal",
     "files.completeUploadExternal",
 )
 APP_METHODS = ("apps.connections.open",)
 
 Params = dict[str, Any]
+
+# Slack IDs are upper case (C…, G…, D…); channel names are lower case ("Channel names can only
+# contain lowercase letters, numbers, hyphens, and underscores"), so the two never collide.
+_ID = re.compile(r"[A-Z][A-Z0-9]+")
+
+
+def is_channel_id(channel: str) -> bool:
+    return _ID.fullmatch(channel) is not None
 
 
 class SlackError(Exception):
@@ -105,11 +162,14 @@ class Call:
     time: float  # time.monotonic()
     ok: bool
     error: str | None = None
-    status: int = 200
-    response: dict[str, Any] | None = None
+    status: int = 200  # 0: no answer was sent (held, abandoned)
+    response: dict[str, Any] | None = None  # the body the client got
+    fault: str | None = None  # the arrangement that answered it: "outage", "fail" or "lost_answer"
 
     def brief(self) -> str:
         parts = [self.method, "ok" if self.ok else f"error={self.error}"]
+        if self.fault:
+            parts.append(f"[{self.fault}]")
         for key in ("channel", "channel_id", "ts", "thread_ts", "user", "text", "filename", "file_id", "key"):
             if key in self.params:
                 value = self.params[key]
@@ -135,16 +195,40 @@ class Message:
     bot_id: str
     thread_ts: str | None = None
     recipient: str | None = None
-    metadata: Any = None
+    metadata: dict[str, Any] | None = None  # {"event_type": str, "event_payload": {...}}
     edits: int = 0  # how many chat.update calls changed it
+    username: str | None = None  # incoming webhooks
+    broadcast: bool = False  # a thread reply also sent to the channel (reply_broadcast)
 
-    def as_slack(self) -> dict[str, Any]:
-        """The message object Slack returns in API responses."""
-        out: dict[str, Any] = {"type": "message", "user": self.user, "bot_id": self.bot_id, "ts": self.ts}
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def as_slack(self, *, metadata: bool = False) -> dict[str, Any]:
+        """The message object Slack returns in API responses.
+
+        `metadata` only when asked (conversations.* with include_all_metadata). Slack is reported to
+        return only the event_type, without the payload, in chat.postMessage answers and to apps
+        that don't subscribe to the event type in their manifest; the fake leaves it out altogether,
+        so a bot can't come to rely on something Slack may not send."""
+        out: dict[str, Any] = {"type": "message"}
+        if self.broadcast:
+            out["subtype"] = "thread_broadcast"
+        elif not self.user:
+            out["subtype"] = "bot_message"  # an incoming webhook's post has a bot_id and no user
+        if self.user:
+            out["user"] = self.user
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.username:
+            out["username"] = self.username
+        out["ts"] = self.ts
         out["text"] = self.text or ""
-        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
         return out
 
 
@@ -263,6 +347,92 @@ def block_problems(blocks: list[Any]) -> list[str]:
     return problems
 
 
+def checked_metadata(value: Any, *, removable: bool) -> dict[str, Any] | None:
+    """chat.postMessage / chat.update `metadata`: {"event_type": str, "event_payload": object}.
+
+    Returns None for {} on chat.update, which removes the message's metadata ("To remove previous
+    metadata, include an empty object"). Slack documents two errors, invalid_metadata_format and
+    invalid_metadata_schema, without saying which mistake gets which; the fake answers
+    invalid_metadata_format for every malformed value (not JSON, not an object, event_type not a
+    non-empty string, event_payload not an object), so a bot should treat the two alike.
+    invalid_metadata_schema is presumably for payloads that don't match an event schema declared in
+    the app's manifest, which this bot doesn't declare."""
+    if removable and value == {}:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not value["event_type"]
+        or not isinstance(value.get("event_payload"), dict)
+    ):
+        raise SlackError("invalid_metadata_format")
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    """A boolean argument as Slack reads it: slack_sdk sends "1"/"0", JSON bodies true/false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true")
+    return value is True or value == 1
+
+
+def _ts_arg(value: Any, error: str) -> Decimal | None:
+    """oldest/latest as a Decimal (float can't hold 10 digits of seconds and 6 of micros exactly)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise SlackError(error) from None
+
+
+def _limit_arg(value: Any, default: int, maximum: int | None = None) -> int:
+    # Slack documents no error for a bad limit; the fake falls back to the default for one.
+    try:
+        limit = int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        limit = default
+    if limit < 1:
+        limit = default
+    return min(limit, maximum) if maximum is not None else limit
+
+
+def _cursor(ts: str) -> str:
+    """An opaque cursor shaped like Slack's (base64 of "next_ts:<ts of the next item>")."""
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: Any) -> Decimal | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        kind, _, ts = base64.b64decode(str(cursor), validate=True).decode().partition(":")
+        if kind != "next_ts":
+            raise ValueError(kind)
+        return Decimal(ts)
+    except (ValueError, binascii.Error, InvalidOperation):
+        raise SlackError("invalid_cursor") from None
+
+
+def _in_range(ts: str, oldest: Decimal | None, latest: Decimal | None, inclusive: bool) -> bool:
+    value = Decimal(ts)
+    if oldest is not None and (value < oldest or (value == oldest and not inclusive)):
+        return False
+    if latest is not None and (value > latest or (value == latest and not inclusive)):
+        return False
+    return True
+
+
+@dataclass
+class _Outage:
+    mode: str  # "hang", "500", "503", "429"
+    methods: frozenset[str] | None  # None: every Web API method and the NON_API_ENDPOINTS
+    retry_after: int
+
+    def covers(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
+
+
 class FakeSlack:
     def __init__(
         self,
@@ -288,12 +458,15 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.socket_connections = 0  # websocket connections accepted so far
+        self._held: list[tuple[Call, asyncio.Future[bool]]] = []
         self._handlers: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "apps.connections.open": self._apps_connections_open,
@@ -301,8 +474,13 @@ class FakeSlack:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything recorded and arranged (not the open sockets, not the ts counter)."""
+        """Forget everything recorded and arranged (not the open sockets, not the ts counter).
+
+        Requests still held are answered 503 service_unavailable, without being carried out."""
+        self._release_held(False)
+        self._reset_at = time.monotonic()  # calls that arrived earlier are not recorded any more
         self.calls: list[Call] = []
+        self._recorded: set[int] = set()  # id() of the Calls in self.calls
         self._messages: dict[tuple[str, str], Message] = {}
         self.ephemerals: list[Message] = []
         self._uploads: dict[str, UploadedFile] = {}
@@ -323,6 +501,9 @@ class FakeSlack:
         self.webhook_bot_id = "B0ALERTMANAGER"
         self._last_post: dict[str, float] = {}
         self.ratelimited_count = 0
+        self._outage: _Outage | None = None
+        self._failures: dict[str, tuple[int, str, int]] = {}  # method -> (times left, error, status)
+        self._lost: dict[str, tuple[int, int | str]] = {}  # method -> (times left, status or "hang")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -334,7 +515,9 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket-mode/link", self._socket)
         app.router.add_post("/services/{hook:.+}", self._incoming_webhook)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        # handler_cancellation: a client that gives up on a held request cancels its handler, so
+        # the fake sees it (Call.error "abandoned") and never carries it out afterwards.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         # Bind the socket ourselves: port 0 picks a free port and we can read it back.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -345,6 +528,7 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        self._release_held(False)
         for task in list(self._deliveries):
             task.cancel()
         for ws in list(self._sockets):
@@ -388,6 +572,88 @@ class FakeSlack:
         """chat.postMessage to a channel within min_interval of the last accepted one there gets 429."""
         self._pacing = (min_interval, retry_after)
 
+    def outage(self, mode: str | int, methods: Iterable[str] | str | None = None, *, retry_after: int = 1) -> None:
+        """Slack is down for `methods` (Call.method names) until recover().
+
+        methods=None: every Web API method, auth.test and apps.connections.open included (a real
+        outage spares none), plus response_url posts and file upload URLs. Note that slack_bolt
+        calls auth.test on the first request it handles and then caches it: a test that wants a
+        fresh bot's handlers to run into the outage names the methods, or lets one request through
+        first. Modes:
+          "hang"  each request is held open without an answer; recover() carries it out and answers
+                  it normally; a client that gives up first leaves it "abandoned", never carried out
+          "500"   HTTP 500 {"ok": false, "error": "fatal_error"}
+          "503"   HTTP 503 {"ok": false, "error": "service_unavailable"}
+          "429"   HTTP 429 {"ok": false, "error": "ratelimited"}, Retry-After: retry_after
+        A new outage replaces the current one; requests already held stay held until recover().
+        """
+        mode = str(mode)
+        if mode != "hang" and mode not in OUTAGE_ANSWERS:
+            raise ValueError(f"outage mode must be 'hang', '500', '503' or '429', not {mode!r}")
+        if isinstance(methods, str):
+            methods = [methods]
+        for method in methods or ():
+            self._known(method)
+        self._outage = _Outage(mode, None if methods is None else frozenset(methods), retry_after)
+
+    def recover(self) -> None:
+        """End the outage; held requests are carried out and answered now, in the order they came."""
+        self._outage = None
+        self._release_held(True)
+
+    def fail(self, method: str, error: str, times: int = 1, *, status: int = 200) -> None:
+        """The next `times` calls of `method` answer {"ok": false, "error": error} (HTTP `status`,
+        200 like Slack's API errors) without doing anything. Replaces an earlier fail() of `method`."""
+        self._known(method)
+        self._failures[method] = (times, error, status)
+
+    def lose_answers(self, method: str, times: int = 1, status: int | str = 503) -> None:
+        """The next `times` successful calls of `method` are carried out (the message is stored), but
+        the client gets an error answer: HTTP `status` with service_unavailable (503), ratelimited
+        (429, Retry-After: 1) or fatal_error (any other status, 200 too: Slack says of it "It's
+        possible some aspect of the operation succeeded"). status="hang": the answer is held until
+        recover() (then sent as it would have been) or until the client gives up."""
+        if status != "hang" and not isinstance(status, int):
+            raise ValueError(f"status must be an HTTP status or 'hang', not {status!r}")
+        self._known(method)
+        self._lost[method] = (times, status)
+
+    def _known(self, method: str) -> None:
+        """A misspelt method would arrange nothing, silently: refuse it."""
+        if method not in self._handlers and method not in NON_API_ENDPOINTS:
+            known = ", ".join([*self._handlers, *NON_API_ENDPOINTS])
+            raise ValueError(f"the fake serves no method {method!r}; it serves {known}")
+
+    @property
+    def held(self) -> list[Call]:
+        """Calls held right now by outage("hang") or lose_answers(status="hang")."""
+        return [call for call, _ in self._held]
+
+    def add_message(
+        self,
+        channel: str,
+        text: str | None = None,
+        *,
+        user: str = "U0ALICE",
+        bot_id: str | None = None,
+        blocks: list[Any] | None = None,
+        attachments: list[Any] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        ts: str | None = None,
+    ) -> Message:
+        """A message someone else posted in `channel` (an ID or a #name), as if it were already
+        there: it shows in conversations.history/replies. Delivers no event, records no call."""
+        if ts is None:
+            ts = self._next_ts()
+        if metadata is not None:
+            checked_metadata(metadata, removable=False)
+        channel = self._to_id(channel)
+        message = Message(channel=channel, ts=ts, text=text, blocks=blocks, attachments=attachments, user=user,
+                          bot_id=bot_id or "", thread_ts=thread_ts, metadata=metadata)
+        self._messages[(channel, ts)] = message
+        return message
+
     # --- reading records ------------------------------------------------------------------------------
 
     # --- incoming webhooks and the Events API ---------------------------------------------------
@@ -413,10 +679,10 @@ class FakeSlack:
             body = json.loads(await request.text())
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
-        channel = self.channel_id(str(body.get("channel") or "#alerts"))
+        channel = self._to_id(str(body.get("channel") or "#alerts"))
         message = Message(channel=channel, ts=self._next_ts(), text=body.get("text") or "",
                           blocks=body.get("blocks"), attachments=body.get("attachments"),
-                          user="", bot_id=self.webhook_bot_id)
+                          user="", bot_id=self.webhook_bot_id, username=body.get("username"))
         self._messages[(channel, message.ts)] = message
         await self._record(Call(method="incoming_webhook", params=body, headers=dict(request.headers),
                                 time=time.monotonic(), ok=True, error=None, status=200, response={}))
@@ -448,7 +714,9 @@ class FakeSlack:
         self.event_responses.append(result.status)
 
     def messages(self, channel: str | None = None) -> list[Message]:
-        return [m for m in self._messages.values() if channel is None or m.channel == channel]
+        """Stored messages in posting order, of one channel (its ID or its #name) or of all."""
+        channel_id = None if channel is None else self._to_id(channel)
+        return [m for m in self._messages.values() if channel_id is None or m.channel == channel_id]
 
     @property
     def files(self) -> list[UploadedFile]:
@@ -465,8 +733,11 @@ class FakeSlack:
         method_or_predicate: str | Callable[[Call], bool],
         timeout: float = 5.0,
         count: int = 1,
+        *,
+        ok: bool | None = True,
     ) -> list[Call]:
-        """Wait until `count` successful calls match; return all matching ones."""
+        """Wait until `count` calls match; return all matching ones. By default only successful
+        calls count; ok=False counts failed ones (held ones too, error "held"), ok=None any."""
         if isinstance(method_or_predicate, str):
             wanted = method_or_predicate
             match: Callable[[Call], bool] = lambda c: c.method == wanted  # noqa: E731
@@ -474,7 +745,7 @@ class FakeSlack:
             match = method_or_predicate
 
         def matching() -> list[Call]:
-            return [c for c in self.calls if c.ok and match(c)]
+            return [c for c in self.calls if (ok is None or c.ok == ok) and match(c)]
 
         cond = self._condition()
         async with cond:
@@ -482,11 +753,42 @@ class FakeSlack:
                 await asyncio.wait_for(cond.wait_for(lambda: len(matching()) >= count), timeout)
             except TimeoutError:
                 what = method_or_predicate if isinstance(method_or_predicate, str) else "the predicate"
+                kind = {True: "successful ", False: "failed ", None: ""}[ok]
                 raise AssertionError(
-                    f"timed out after {timeout}s waiting for {count} successful call(s) matching {what!r}; "
+                    f"timed out after {timeout}s waiting for {count} {kind}call(s) matching {what!r}; "
                     f"{len(matching())} matched. Recorded calls:\n{self.describe_calls()}"
                 ) from None
         return matching()
+
+    async def wait_for_message(
+        self,
+        channel: str | None = None,
+        count: int = 1,
+        *,
+        where: Callable[[Message], bool] | None = None,
+        timeout: float = 5.0,
+    ) -> Message:
+        """Wait until `channel` (an ID or a #name; None: any) holds `count` messages matching `where`,
+        and return the count-th of them in posting order (its current content)."""
+
+        def matching() -> list[Message]:
+            return [m for m in self.messages(channel) if where is None or where(m)]
+
+        cond = self._condition()
+        async with cond:
+            try:
+                await asyncio.wait_for(cond.wait_for(lambda: len(matching()) >= count), timeout)
+            except TimeoutError:
+                stored = "\n".join(
+                    f"  {m.channel} ts={m.ts} thread_ts={m.thread_ts} text={(m.text or '')[:40]!r}"
+                    for m in self.messages(channel)
+                ) or "  (none)"
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for message #{count} in {channel or 'any channel'}"
+                    f"{' matching the predicate' if where else ''}; {len(matching())} matched. "
+                    f"Stored there:\n{stored}\nRecorded calls:\n{self.describe_calls()}"
+                ) from None
+        return matching()[count - 1]
 
     def describe_calls(self) -> str:
         return "\n".join(f"  {c.brief()}" for c in self.calls) or "  (none)"
@@ -543,6 +845,80 @@ class FakeSlack:
             message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
             await ws.send_json(message)
 
+    # --- internals: faults ---------------------------------------------------------------------------
+
+    def _release_held(self, carry_out: bool) -> None:
+        held, self._held = self._held, []
+        for _, release in held:
+            if not release.done():
+                release.set_result(carry_out)
+
+    async def _hold(self, call: Call, fault: str) -> bool:
+        """Keep the request open without an answer: True once recover() releases it, False if
+        stop() or reset() does. A client that gives up cancels the handler (handler_cancellation)."""
+        release: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (call, release)
+        self._held.append(entry)
+        call.ok, call.error, call.status, call.fault = False, HELD, 0, fault
+        await self._record(call)
+        try:
+            carry_out = await release
+        except asyncio.CancelledError:
+            call.error = ABANDONED
+            await self._notify()
+            raise
+        finally:
+            self._held = [e for e in self._held if e is not entry]
+        if carry_out:
+            call.error, call.status, call.fault = None, 200, None
+        return carry_out
+
+    async def _before(self, method: str, call: Call) -> web.Response | None:
+        """An outage or fail() answers here, without carrying the call out; None: go ahead."""
+        outage = self._outage
+        if outage is not None and outage.covers(method):
+            if outage.mode == "hang":
+                if not await self._hold(call, "outage"):
+                    return await self._refuse(call, SlackError("service_unavailable", status=503), "outage")
+            else:
+                status, error = OUTAGE_ANSWERS[outage.mode]
+                headers = {"Retry-After": str(outage.retry_after)} if status == 429 else None
+                return await self._refuse(call, SlackError(error, status=status, headers=headers), "outage")
+        failure = self._failures.get(method)
+        if failure is not None and failure[0] > 0:
+            times, error, status = failure
+            self._failures[method] = (times - 1, error, status)
+            return await self._refuse(call, SlackError(error, status=status), "fail")
+        return None
+
+    async def _refuse(self, call: Call, error: SlackError, fault: str | None = None) -> web.Response:
+        call.ok, call.error, call.status, call.fault = False, error.error, error.status, fault
+        call.response = error.body()
+        if error.error == "ratelimited":
+            self.ratelimited_count += 1
+        await self._record(call)
+        return error.response()
+
+    async def _answer(
+        self, method: str, call: Call, response: web.Response, body: dict[str, Any] | None
+    ) -> web.Response:
+        """The call was carried out: answer it, unless lose_answers() takes this answer."""
+        lost = self._lost.get(method)
+        if lost is not None and lost[0] > 0:
+            times, status = lost
+            self._lost[method] = (times - 1, status)
+            if status == "hang":
+                if not await self._hold(call, "lost_answer"):
+                    return await self._refuse(call, SlackError("service_unavailable", status=503), "lost_answer")
+            else:
+                assert isinstance(status, int)
+                headers = {"Retry-After": "1"} if status == 429 else None
+                error = SlackError(LOST_ANSWER_ERRORS.get(status, "fatal_error"), status=status, headers=headers)
+                return await self._refuse(call, error, "lost_answer")
+        call.ok, call.error, call.status, call.response, call.fault = True, None, 200, body, None
+        await self._record(call)
+        return response
+
     # --- internals: recording ---------------------------------------------------------------------
 
     def _condition(self) -> asyncio.Condition:
@@ -556,7 +932,10 @@ class FakeSlack:
             cond.notify_all()
 
     async def _record(self, call: Call) -> None:
-        self.calls.append(call)
+        """Add `call` to the record (once; a held call is recorded when it arrives) and wake waiters."""
+        if id(call) not in self._recorded and call.time >= self._reset_at:
+            self._recorded.add(id(call))
+            self.calls.append(call)
         await self._notify()
 
     def _next_ts(self) -> str:
@@ -594,6 +973,9 @@ class FakeSlack:
         else:
             bad_json = False
         call = Call(method, params, dict(request.headers), time.monotonic(), ok=False)
+        refused = await self._before(method, call)
+        if refused is not None:
+            return refused
         try:
             if bad_json:
                 raise SlackError("invalid_json")
@@ -604,15 +986,9 @@ class FakeSlack:
             self._check_auth(method, token)
             result = handler(params)
         except SlackError as e:
-            call.error, call.status = e.error, e.status
-            call.response = e.body()
-            if e.error == "ratelimited":
-                self.ratelimited_count += 1
-            await self._record(call)
-            return e.response()
-        call.ok, call.response = True, {"ok": True, **result}
-        await self._record(call)
-        return web.json_response(call.response)
+            return await self._refuse(call, e)
+        body = {"ok": True, **result}
+        return await self._answer(method, call, web.json_response(body), body)
 
     def _check_rate_limits(self, method: str, params: Params) -> None:
         limit = self._rate_limits.get(method)
@@ -621,7 +997,8 @@ class FakeSlack:
             raise SlackError("ratelimited", status=429, headers={"Retry-After": str(limit[1])})
         if method == "chat.postMessage" and self._pacing is not None:
             min_interval, retry_after = self._pacing
-            last = self._last_post.get(str(params.get("channel")))
+            channel = params.get("channel")
+            last = self._last_post.get(self._to_id(channel) if isinstance(channel, str) and channel else "")
             if last is not None and time.monotonic() - last < min_interval:
                 raise SlackError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
 
@@ -634,10 +1011,33 @@ class FakeSlack:
         if token != expected:
             raise SlackError("not_allowed_token_type")
 
-    def _validate(self, channel: Any, content: Params, *, check_channel: bool = True) -> None:
-        """The one message validator: chat.postMessage, chat.postEphemeral, chat.update, response_url."""
-        if check_channel and (not channel or channel in self.unknown_channels):
+    # --- channels ------------------------------------------------------------------------------------
+
+    def _to_id(self, channel: str) -> str:
+        return channel if is_channel_id(channel) else self.channel_id(channel)
+
+    def _arranged(self, channels: set[str], channel_id: str) -> bool:
+        """Is the channel in unknown_channels / not_in_channel, under its ID or its #name?"""
+        return any(self._to_id(c) == channel_id for c in channels if c)
+
+    def _channel(self, value: Any, *, names: bool = False) -> str:
+        """The channel ID a method was given; a name only where Slack takes one (names=True)."""
+        if not isinstance(value, str) or not value:
             raise SlackError("channel_not_found")
+        if not is_channel_id(value):
+            if not names:
+                raise SlackError("channel_not_found")  # chat.update, conversations.*, files.*: IDs only
+            value = self.channel_id(value)
+        if self._arranged(self.unknown_channels, value):
+            raise SlackError("channel_not_found")
+        return value
+
+    def _member(self, channel_id: str) -> None:
+        if self._arranged(self.not_in_channel, channel_id):
+            raise SlackError("not_in_channel")
+
+    def _validate(self, content: Params) -> None:
+        """The one message validator: chat.postMessage, chat.postEphemeral, chat.update, response_url."""
         text, blocks, attachments = content.get("text"), content.get("blocks"), content.get("attachments")
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
@@ -674,24 +1074,33 @@ class FakeSlack:
             attachments=params.get("attachments"),
             user=self.bot_user_id,
             bot_id=self.bot_id,
-            thread_ts=params.get("thread_ts"),
+            thread_ts=params.get("thread_ts") or None,
             recipient=recipient,
-            metadata=params.get("metadata"),
         )
 
+    @staticmethod
+    def _metadata_param(params: Params, *, removable: bool) -> tuple[bool, dict[str, Any] | None]:
+        """(given, value) of the metadata argument; a JSON null counts as not given."""
+        if params.get("metadata") is None:
+            return False, None
+        return True, checked_metadata(params["metadata"], removable=removable)
+
     def _chat_post_message(self, params: Params) -> dict[str, Any]:
-        channel = params.get("channel")
-        self._validate(channel, params)
-        if channel in self.not_in_channel:
-            raise SlackError("not_in_channel")
+        # Slack takes an ID or a name here, stores the message under the ID and answers with the ID.
+        channel = self._channel(params.get("channel"), names=True)
+        self._validate(params)
+        _, metadata = self._metadata_param(params, removable=False)
+        self._member(channel)
         message = self._new_message(params, channel, self._next_ts())
+        message.metadata = metadata
+        message.broadcast = bool(message.thread_ts) and _truthy(params.get("reply_broadcast"))
         self._messages[(channel, message.ts)] = message
         self._last_post[channel] = time.monotonic()
         return {"channel": channel, "ts": message.ts, "message": message.as_slack()}
 
     def _chat_post_ephemeral(self, params: Params) -> dict[str, Any]:
-        channel = params.get("channel")
-        self._validate(channel, params)
+        channel = self._channel(params.get("channel"), names=True)  # "Can be an encoded ID, or a name"
+        self._validate(params)
         user = params.get("user")
         if not user:
             raise SlackError("invalid_arguments", messages=["[ERROR] missing required field: user"])
@@ -700,21 +1109,21 @@ class FakeSlack:
         return {"message_ts": message.ts}
 
     def _chat_update(self, params: Params) -> dict[str, Any]:
-        channel = params.get("channel")
-        if not channel or channel in self.unknown_channels:
-            raise SlackError("channel_not_found")
+        channel = self._channel(params.get("channel"))
         message = self._messages.get((channel, str(params.get("ts"))))
         if message is None:
             raise SlackError("message_not_found")
         # Slack keeps the fields an update leaves out; validate the message as it would become.
         updated = {k: getattr(message, k) for k in ("text", "blocks", "attachments")}
         updated.update({k: params[k] for k in ("text", "blocks", "attachments") if k in params})
-        self._validate(channel, updated)
+        self._validate(updated)
+        # Left out, the metadata stays; {} removes it; anything else replaces it.
+        given, metadata = self._metadata_param(params, removable=True)
         message.text = updated["text"]
         message.blocks = updated["blocks"]
         message.attachments = updated["attachments"]
-        if "metadata" in params:
-            message.metadata = params["metadata"]
+        if given:
+            message.metadata = metadata
         message.edits += 1
         return {
             "channel": channel,
@@ -724,9 +1133,7 @@ class FakeSlack:
         }
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
-        channel = params.get("channel")
-        if not channel or channel in self.unknown_channels:
-            raise SlackError("channel_not_found")
+        channel = self._channel(params.get("channel"))
         name = self.channel_names.get(channel, channel.lower())
         return {
             "channel": {
@@ -735,9 +1142,82 @@ class FakeSlack:
                 "is_channel": True,
                 "is_private": False,
                 "is_archived": False,
-                "is_member": channel not in self.not_in_channel,
+                "is_member": not self._arranged(self.not_in_channel, channel),
             }
         }
+
+    def _thread_fields(self, message: Message) -> dict[str, Any]:
+        """What Slack adds to a message in conversations.* about its thread."""
+        if message.is_reply:
+            parent = self._messages.get((message.channel, str(message.thread_ts)))
+            return {"parent_user_id": parent.user} if parent is not None and parent.user else {}
+        replies = [m for m in self._messages.values()
+                   if m.channel == message.channel and m.is_reply and m.thread_ts == message.ts]
+        if not replies:
+            return {}
+        users = list(dict.fromkeys(m.user for m in replies if m.user))
+        return {"thread_ts": message.ts, "reply_count": len(replies), "reply_users_count": len(users),
+                "reply_users": users, "latest_reply": max((m.ts for m in replies), key=Decimal)}
+
+    def _listed(self, messages: list[Message], params: Params) -> list[dict[str, Any]]:
+        metadata = _truthy(params.get("include_all_metadata"))
+        return [{**m.as_slack(metadata=metadata), **self._thread_fields(m)} for m in messages]
+
+    @staticmethod
+    def _page(
+        messages: list[Message], start: Decimal | None, limit: int, *, newest_first: bool
+    ) -> tuple[list[Message], dict[str, Any]]:
+        """One page from `start` (a cursor's ts) on, and has_more / response_metadata for the rest.
+
+        Slack documents "an empty, null, or non-existent next_cursor" as the end; the fake leaves
+        response_metadata out on the last page, the least a client can get."""
+        if start is not None:
+            messages = [m for m in messages if (Decimal(m.ts) <= start if newest_first else Decimal(m.ts) >= start)]
+        page, rest = messages[:limit], messages[limit:]
+        more: dict[str, Any] = {"has_more": bool(rest)}
+        if rest:
+            more["response_metadata"] = {"next_cursor": _cursor(rest[0].ts)}
+        return page, more
+
+    def _conversations_history(self, params: Params) -> dict[str, Any]:
+        """The channel's messages, newest first, without thread replies (except those also sent to
+        the channel). Without `latest` there is no upper bound (Slack: "Default is the current time";
+        the fake's ts may run ahead of the clock)."""
+        channel = self._channel(params.get("channel"))
+        self._member(channel)  # a bot token reads only the conversations the bot is in
+        oldest = _ts_arg(params.get("oldest"), "invalid_ts_oldest")
+        latest = _ts_arg(params.get("latest"), "invalid_ts_latest")
+        inclusive = _truthy(params.get("inclusive"))
+        start = _cursor_ts(params.get("cursor"))
+        limit = _limit_arg(params.get("limit"), HISTORY_LIMIT, HISTORY_LIMIT_MAX)
+        listed = [m for m in self._messages.values()
+                  if m.channel == channel and (not m.is_reply or m.broadcast)
+                  and _in_range(m.ts, oldest, latest, inclusive)]
+        listed.sort(key=lambda m: Decimal(m.ts), reverse=True)
+        page, more = self._page(listed, start, limit, newest_first=True)
+        return {"messages": self._listed(page, params), **more, "pin_count": 0}
+
+    def _conversations_replies(self, params: Params) -> dict[str, Any]:
+        """The thread of `ts` (its parent, or any reply in it): the parent first, then the replies,
+        oldest first, as one list that oldest/latest and the cursor page through. An unthreaded
+        message is a thread of one ("just the single message referenced by ts will return")."""
+        channel = self._channel(params.get("channel"))
+        self._member(channel)
+        message = self._messages.get((channel, str(params.get("ts") or "")))
+        if message is None:
+            raise SlackError("thread_not_found")  # "Value for ts was missing or invalid"
+        parent_ts = message.thread_ts if message.is_reply else message.ts
+        oldest = _ts_arg(params.get("oldest"), "invalid_ts_oldest")
+        latest = _ts_arg(params.get("latest"), "invalid_ts_latest")
+        inclusive = _truthy(params.get("inclusive"))
+        start = _cursor_ts(params.get("cursor"))
+        limit = _limit_arg(params.get("limit"), REPLIES_LIMIT)
+        thread = [m for m in self._messages.values()
+                  if m.channel == channel and (m.ts == parent_ts or (m.is_reply and m.thread_ts == parent_ts))
+                  and _in_range(m.ts, oldest, latest, inclusive)]
+        thread.sort(key=lambda m: Decimal(m.ts))
+        page, more = self._page(thread, start, limit, newest_first=False)
+        return {"messages": self._listed(page, params), **more}
 
     def _files_get_upload_url(self, params: Params) -> dict[str, Any]:
         filename, length = params.get("filename"), params.get("length")
@@ -753,12 +1233,16 @@ class FakeSlack:
         entries = params.get("files")
         if not isinstance(entries, list) or not entries:
             raise SlackError("invalid_arguments", messages=["[ERROR] missing required field: files"])
-        channel = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
+        channel: str | None = None
+        if params.get("channel_id"):
+            channel = self._channel(params["channel_id"])  # "Channel ID where the file will be shared"
+        elif params.get("channels"):
+            first = str(params["channels"]).split(",")[0].strip()
+            if not is_channel_id(first):
+                raise SlackError("invalid_channel")  # "Comma-separated string of channel IDs"
+            channel = self._channel(first)
         if channel is not None:
-            if channel in self.unknown_channels:
-                raise SlackError("channel_not_found")
-            if channel in self.not_in_channel:
-                raise SlackError("not_in_channel")
+            self._member(channel)
         uploads = []
         for entry in entries:
             upload = self._uploads.get(str(entry.get("id"))) if isinstance(entry, dict) else None
@@ -782,16 +1266,19 @@ class FakeSlack:
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         content = await request.read()
-        upload = self._uploads.get(file_id)
         call = Call("file_upload", {"file_id": file_id, "size": len(content)}, dict(request.headers),
-                    time.monotonic(), ok=upload is not None)
+                    time.monotonic(), ok=False)
+        refused = await self._before("file_upload", call)
+        if refused is not None:
+            return refused
+        upload = self._uploads.get(file_id)
         if upload is None:
             call.error, call.status = "file_not_found", 404
             await self._record(call)
             return web.Response(status=404, text="file_not_found")
         upload.content = content
-        await self._record(call)
-        return web.Response(text=f"OK - {len(content)}")  # what files.slack.com answers
+        answer = web.Response(text=f"OK - {len(content)}")  # what files.slack.com answers
+        return await self._answer("file_upload", call, answer, None)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -801,24 +1288,24 @@ class FakeSlack:
             body = None
         call = Call("response_url", {"key": key, **(body if isinstance(body, dict) else {})},
                     dict(request.headers), time.monotonic(), ok=False)
+        refused = await self._before("response_url", call)
+        if refused is not None:
+            return refused
         try:
             if not isinstance(body, dict):
                 raise SlackError("invalid_payload", status=400)
             if len(self.response_posts(key)) >= self.response_url_max_uses:
                 raise SlackError("used_url", status=404)
             if not body.get("delete_original"):
-                self._validate(None, _decode_json_params(dict(body)), check_channel=False)
+                self._validate(_decode_json_params(dict(body)))
         except SlackError as e:
             # Like incoming webhooks (and unlike the Web API), problems come back as a non-200 status.
             if e.status == 200:
                 e.status = 400
-            call.error, call.status, call.response = e.error, e.status, e.body()
-            await self._record(call)
-            return e.response()
+            return await self._refuse(call, e)
         self._response_posts.append(ResponsePost(key=key, body=body, time=call.time))
-        call.ok, call.response = True, {"ok": True}
-        await self._record(call)
-        return web.json_response(call.response)
+        answer = {"ok": True}
+        return await self._answer("response_url", call, web.json_response(answer), answer)
 
     # --- Socket Mode ------------------------------------------------------------------------------
 

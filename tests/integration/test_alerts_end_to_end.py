@@ -50,9 +50,11 @@ async def traffic(exporter, errors: bool) -> None:
         await asyncio.sleep(0.5)
 
 
-def roots_and_threads(fake_slack, channel):
+def roots_and_threads(fake_slack, channel, poster):
+    """The posts `poster` (a bot_id) made in `channel`, each with its thread."""
     messages = fake_slack.messages(channel)
-    return {m.ts: (m, [r for r in messages if r.thread_ts == m.ts]) for m in messages if m.thread_ts is None}
+    return {m.ts: (m, [r for r in messages if r.thread_ts == m.ts]) for m in messages
+            if m.thread_ts is None and m.bot_id == poster}
 
 
 async def wait_until(condition, timeout: float, what: str, debug=None) -> None:
@@ -86,22 +88,24 @@ async def test_runbook_alert_from_firing_to_resolved_in_both_threads(
                                "PROMETHEUS_URL": prometheus.url, "ALERTMANAGER_URL": am.url,
                                "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": str(config)})
         fake_slack.deliver_events_to(f"{bot_url}/slack/events", signing_secret)
+        # Both post to #alerts-critical, which Slack stores (and answers) under its channel ID.
         critical = "#alerts-critical"
-        am_channel = fake_slack.channel_id(critical)
+        by_bot, by_am = fake_slack.bot_id, fake_slack.webhook_bot_id
 
-        def investigated(channel):
-            return [thread for root, thread in roots_and_threads(fake_slack, channel).values()
+        def investigated(poster):
+            return [thread for root, thread in roots_and_threads(fake_slack, critical, poster).values()
                     if any("Investigation · HighErrorRate" in json.dumps(r.blocks, ensure_ascii=False)
                            for r in thread)]
 
         # Firing: the bot's own post (webhook) and Alertmanager's post each get the playbook.
-        await wait_until(lambda: investigated(critical) and investigated(am_channel), 60, "both investigations")
-        (bot_root,) = [m for m in fake_slack.messages(critical) if m.thread_ts is None]
+        await wait_until(lambda: investigated(by_bot) and investigated(by_am), 60, "both investigations")
+        ((bot_root, _),) = roots_and_threads(fake_slack, critical, by_bot).values()
         assert "CRITICAL · HighErrorRate" in json.dumps(bot_root.blocks, ensure_ascii=False)
-        (am_root,) = [m for m in fake_slack.messages(am_channel) if m.thread_ts is None]
+        ((am_root, _),) = roots_and_threads(fake_slack, critical, by_am).values()
         assert am_root.attachments[0]["title"] == "🚨 Critical Alert"
-        for channel in (critical, am_channel):
-            (thread,) = investigated(channel)
+        assert bot_root.channel == am_root.channel == fake_slack.channel_id(critical)
+        for poster in (by_bot, by_am):
+            (thread,) = investigated(poster)
             text = json.dumps(thread[0].blocks, ensure_ascii=False)
             assert "Pods · checkout (prod)" in text and "Prometheus" in text
 
@@ -109,13 +113,13 @@ async def test_runbook_alert_from_firing_to_resolved_in_both_threads(
         load.cancel()
         load = asyncio.create_task(traffic(metrics_exporter, errors=False))
 
-        def resolved(channel):
+        def resolved(poster):
             return any((r.text or "").startswith(":white_check_mark: Resolved after")
-                       for _, thread in roots_and_threads(fake_slack, channel).values() for r in thread)
+                       for _, thread in roots_and_threads(fake_slack, critical, poster).values() for r in thread)
 
-        await wait_until(lambda: resolved(critical) and resolved(am_channel), 60, "both threads resolved",
+        await wait_until(lambda: resolved(by_bot) and resolved(by_am), 60, "both threads resolved",
                          debug=lambda: fake_slack.describe_calls() + str(prometheus.query("ALERTS")))
-        bot_root = [m for m in fake_slack.messages(critical) if m.thread_ts is None][0]
+        ((bot_root, _),) = roots_and_threads(fake_slack, critical, by_bot).values()
         assert "RESOLVED after" in json.dumps(bot_root.blocks)
         load.cancel()
         with contextlib.suppress(asyncio.CancelledError):
