@@ -1,4 +1,5 @@
-"""The runtime state every handler shares: settings, clients, command table, metrics, store."""
+"""The runtime state every handler shares: settings, chatops.yaml's sections, clients, command table,
+metrics, store."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
+from bot.all_sections import Sections
 from bot.clients import Clients
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
@@ -20,6 +22,7 @@ class Runtime:
     """What every handler needs, built once at start."""
 
     settings: Settings
+    sections: Sections
     clients: Clients
     table: CommandTable
     metrics: Metrics
