@@ -1,38 +1,39 @@
 """Entry point.
 
     python app.py                      serve the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)
-    python app.py ops <words>          run one /ops command in the terminal and print the result
+    python app.py ops <words>          run one /ops command in the terminal and print the result (cli.py)
 
 Exit codes: 0 ok; 2 configuration error (one line on stderr). For `ops`, like a
 monitoring check: 0 ok, 1 warning, 2 critical, 3 unknown or the check failed; 64 bad usage.
+
+The composition root: settings -> chatops.yaml's sections -> clients -> command table -> the
+Bolt app, handlers, alert threads and the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
 import signal
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cli
+from bot.alerting.playbooks import validate_steps
+from bot.all_sections import Sections, load_sections
 from bot.clients import Clients, ClientSetupError
-from bot.errors import UsageError
 from bot.commands.table import build_table
 from bot.errors import ConfigError
-from bot.settings import Settings, load_settings
 from bot.runtime.logsetup import setup_logging
 from bot.runtime.metrics import Metrics
-from bot.slack.render import help_text, report_text
-from diagnostics.result import Status
+from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.alerting.config import AlertSettings
     from bot.alerting.threads import AlertThreads
     from bot.commands.report import Report
     from bot.runtime.runtime import Runtime
@@ -41,68 +42,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app")
 
-EXIT_CONFIG = 2
-EXIT_USAGE = 64
 # Alert posts, notes and resolutions: short Slack calls, paced per channel; investigations have their own lane.
 ALERT_LANE_CONCURRENCY = 32
-STATUS_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3, Status.ERROR: 3}
 
 
 def main(argv: list[str]) -> int:
-    cli = len(argv) > 1 and argv[1] == "ops"
+    if len(argv) > 1 and argv[1] == "ops":
+        return cli.main(argv[2:])
     try:
-        settings = load_settings(mode="cli" if cli else "serve")
+        settings = load_settings(mode="serve")
+        sections = load_sections(settings)
     except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_logging(settings.log_level if not cli else "WARNING", settings.log_format, settings.secrets())
+        return cli.config_error(e)
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
     try:
-        return asyncio.run(run_cli(settings, argv[2:]) if cli else serve(settings))
+        return asyncio.run(serve(settings, sections))
     except (ClientSetupError, ConfigError) as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return cli.config_error(e)
     except KeyboardInterrupt:
         return 130
-
-
-def save_files(report: "Report") -> None:
-    """Charts and long logs, which Slack gets as uploads, are written to a fresh directory."""
-    files = [f for result in report.results for f in result.files]
-    if not files:
-        return
-    import tempfile
-    from pathlib import Path
-
-    directory = Path(tempfile.mkdtemp(prefix="ops-"))
-    for file in files:
-        path = directory / Path(file.filename).name
-        path.write_bytes(file.content)
-        print(f"{file.title or 'file'}: {path}")
-
-
-async def run_cli(settings: Settings, words: list[str]) -> int:
-    from bot.commands.model import Context
-    from bot.commands.execute import execute
-
-    table = build_table()
-    try:
-        invocation = table.parse(shlex.join(words), settings.default_namespace)
-    except UsageError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.usage:
-            print(f"usage: python app.py ops {e.usage}", file=sys.stderr)
-        return EXIT_USAGE
-    clients = await Clients.build(settings)
-    try:
-        if invocation.command.name == "help":
-            print(help_text(table, "python app.py ops", clients.unconfigured()), end="")
-            return 0
-        report = await execute(invocation, Context(settings, clients))
-        print(report_text(report), end="")
-        save_files(report)
-        return STATUS_EXIT[report.status]
-    finally:
-        await clients.close()
 
 
 @dataclass
@@ -136,16 +94,12 @@ class RunningBot:
         log.info("stopped")
 
 
-def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker", config: "AlertSettings"
-                        ) -> "AlertThreads":
+def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker") -> "AlertThreads":
     from bot.alerting.ingest import fetch_active
-    from bot.alerting.playbooks import load_playbooks, validate_steps
     from bot.alerting.threads import AlertThreads
     from bot.settings import safe_url
 
-    settings, clients = runtime.settings, runtime.clients
-    playbooks = load_playbooks(settings.sections)
-    validate_steps(playbooks, lambda line: runtime.table.parse(line, settings.default_namespace))
+    settings, clients, sections = runtime.settings, runtime.clients, runtime.sections
 
     async def active(fresh: bool = False) -> list:  # type: ignore[type-arg]
         def fetch():  # type: ignore[no-untyped-def]
@@ -161,36 +115,39 @@ def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker", 
         return out
 
     return AlertThreads(
-        settings=settings, config=config, store=runtime.store, poster=poster, worker=worker,
-        playbooks=playbooks, table=runtime.table, context=runtime.context,
+        settings=settings, config=sections.alerts, store=runtime.store, poster=poster, worker=worker,
+        playbooks=sections.playbooks, table=runtime.table, context=runtime.context,
         fetch_active=active if settings.alertmanager_url else None, links=links,
     )
 
 
-async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
+async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None) -> RunningBot:
+    """Start the bot; `sections` are chatops.yaml's, parsed from `settings` when not given (tests)."""
     from aiohttp import ClientError, web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.errors import SlackApiError, SlackClientError
 
     import handlers
-    from bot.alerting.config import alert_settings
     from bot.runtime.runtime import Runtime
     from bot.runtime.server import build_server
     from bot.slack.answers import CommandAnswers
     from bot.slack.app import build_app, build_posting_client, build_web_client
     from bot.slack.poster import Poster
     from bot.state import keys
-    from bot.state.config import DeliveryConfig
     from bot.state.store import open_store
     from bot.state.worker import Worker
     from diagnostics.http_api import BackendError
     from handlers.alerts import webhook_handler
 
-    delivery = DeliveryConfig()
-    alerts = alert_settings(settings)
+    if sections is None:
+        sections = load_sections(settings)
+    table = build_table(sections)
+    validate_steps(sections.playbooks, lambda line: table.parse(line, settings.default_namespace),
+                   settings.config_name)
+    delivery, alerts = sections.delivery, sections.alerts
     clients = await Clients.build(settings)
     metrics = Metrics()
-    runtime = Runtime(settings=settings, clients=clients, table=build_table(), metrics=metrics,
+    runtime = Runtime(settings=settings, sections=sections, clients=clients, table=table, metrics=metrics,
                       store=open_store(settings.state_url))
     slack = build_web_client(settings, delivery.slack_timeout_seconds)
     poster = Poster(build_posting_client(settings, delivery.slack_timeout_seconds), alerts.post_interval,
@@ -201,7 +158,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
     worker.lane(keys.LANE_INVESTIGATIONS, alerts.concurrency)
     worker.lane(keys.LANE_COMMANDS, delivery.command_concurrency)
     app = build_app(settings, slack)
-    threads = build_alert_threads(runtime, poster, worker, alerts)
+    threads = build_alert_threads(runtime, poster, worker)
     answers = CommandAnswers(prefix=settings.command, default_namespace=settings.default_namespace,
                              table=runtime.table, context=runtime.context, store=runtime.store, poster=poster,
                              worker=worker, observe=metrics.command_answered)
@@ -224,8 +181,8 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0") -> RunningBot:
     return bot
 
 
-async def serve(settings: Settings) -> int:
-    bot = await start_bot(settings)
+async def serve(settings: Settings, sections: Sections) -> int:
+    bot = await start_bot(settings, sections=sections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

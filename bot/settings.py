@@ -1,8 +1,12 @@
-"""Settings from the environment and an optional YAML file, validated once at start.
+"""Settings from the environment and the top-level keys of chatops.yaml, validated once at start.
 
 Every problem becomes a ConfigError whose message is ONE readable line naming the
 variable and how to fix it; app.py prints it and exits 2. No module reads the
 environment except through `load_settings`.
+
+The structured sections of chatops.yaml (presets, alerts, playbooks, …) are kept here as
+the file has them, unread: bot/all_sections.py parses each into its typed object. This
+module knows no checks and no commands.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.errors import ConfigError
+from bot.sections import DEFAULT_FILE, Where, key, keys, number, read, text, unknown_key
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -60,9 +65,14 @@ class Settings:
     cache_ttl: float = 5.0
     shutdown_grace_seconds: float = 20.0
     config_file: str = ""
-    # Structured sections of chatops.yaml (presets, slo, elasticsearch, dependencies, aws),
-    # each read and validated by the bot/checks module that uses it (see bot.checks.validate).
+    # The sections of chatops.yaml (SECTIONS) as the file has them; bot/all_sections.py
+    # parses them (load_sections) into typed objects.
     sections: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def config_name(self) -> str:
+        """The config file as the user named it, for messages (`chatops.yaml` when none was read)."""
+        return self.config_file or DEFAULT_FILE
 
     @property
     def socket_mode(self) -> bool:
@@ -92,19 +102,9 @@ class Settings:
         )
 
 
-# Keys accepted in chatops.yaml; an unknown key is a typo until proven otherwise.
-_YAML_KEYS = {
-    "default_namespace": str,
-    "diagnostic_timeout": (int, float),
-    "cache_ttl": (int, float),
-    "shutdown_grace_seconds": (int, float),
-    "command": str,
-    "grafana_url": str,
-    "kibana_url": str,
-}
-# Sections whose contents the bot/checks modules validate.
-SECTIONS = {"presets": dict, "slo": dict, "elasticsearch": dict, "dependencies": list, "aws": dict,
-            "playbooks": dict, "playbook_defaults": dict, "alerts": dict}
+# The sections of chatops.yaml, kept raw in Settings.sections for bot/all_sections.py.
+SECTIONS = ("presets", "slo", "elasticsearch", "dependencies", "aws", "playbooks", "playbook_defaults",
+            "alerts", "delivery")
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:
@@ -164,11 +164,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
         if fmt not in ("text", "json"):
             raise ConfigError(f"LOG_FORMAT={get('LOG_FORMAT')!r} must be text or json")
         values["log_format"] = fmt
-    settings = Settings(**values)
-    from bot.checks import validate  # each check module validates its own section
-
-    validate(settings)
-    return settings
+    return Settings(**values)
 
 
 def _check_slack(values: dict[str, Any]) -> None:
@@ -204,28 +200,37 @@ def _read_yaml(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    out: dict[str, Any] = {}
-    sections: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in SECTIONS:
-            if not isinstance(value, SECTIONS[key]):
-                raise ConfigError(f"{path}: {key} must be a {'mapping' if SECTIONS[key] is dict else 'list'}")
-            sections[key] = value
-            continue
-        expected = _YAML_KEYS.get(key)
-        if expected is None:
-            known = ", ".join(sorted([*_YAML_KEYS, *SECTIONS]))
-            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
-        out[key] = float(value) if key.endswith(("timeout", "seconds", "ttl")) else value
-    if "diagnostic_timeout" in out and not 0 < out["diagnostic_timeout"] <= 120:
-        raise ConfigError(f"{path}: diagnostic_timeout must be between 0 and 120 seconds")
-    for key in ("grafana_url", "kibana_url"):
-        if key in out:
-            out[key] = _http_url(f"{path}: {key}", out[key])
-    out["sections"] = MappingProxyType(sections)
+    top = Where(path)
+    known = [*keys(_FileKeys), *SECTIONS]
+    for name in data:
+        if name not in known:
+            raise unknown_key(top, name, known)
+    given = {name: value for name, value in data.items() if name not in SECTIONS}
+    file_keys = read(_FileKeys, given, top)
+    out: dict[str, Any] = {name: getattr(file_keys, name) for name in given}
+    out["sections"] = MappingProxyType({name: value for name, value in data.items() if name in SECTIONS})
     return out
+
+
+def _url(value: Any, where: Where) -> str:
+    url = text(value, where)
+    try:
+        return _http_url(where.path, url)
+    except ConfigError:
+        raise where.wrong("must be an http(s) URL such as http://grafana:3000", _safe(url)) from None
+
+
+@dataclass(frozen=True)
+class _FileKeys:
+    """The top-level keys of chatops.yaml that are not sections; defaults are Settings'."""
+
+    default_namespace: str = key(text, Settings.default_namespace)
+    diagnostic_timeout: float = key(number(above=0, at_most=120), Settings.diagnostic_timeout)
+    cache_ttl: float = key(number(at_least=0), Settings.cache_ttl)
+    shutdown_grace_seconds: float = key(number(at_least=0), Settings.shutdown_grace_seconds)
+    command: str = key(text, Settings.command)
+    grafana_url: str = key(_url, Settings.grafana_url)
+    kibana_url: str = key(_url, Settings.kibana_url)
 
 
 def _http_url(name: str, value: str) -> str:
@@ -299,4 +304,4 @@ def safe_url(url: str) -> str:
     return _safe(url)
 
 
-__all__ = ["ConfigError", "Settings", "load_settings", "safe_url"]
+__all__ = ["SECTIONS", "ConfigError", "Settings", "load_settings", "safe_url"]

@@ -1078,3 +1078,20 @@ async def test_signed_block_action_is_a_payload_form_field(capture: Captured, si
     assert payload["actions"][0]["action_id"] == "restart" and payload["actions"][0]["type"] == "button"
     assert payload["container"]["message_ts"] == "1732500000.000100"
     assert payload["response_url"] == "http://127.0.0.1:1/response/x"
+
+
+async def test_conversations_list_pages_through_the_known_channels_with_their_names(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    ids = {fake_slack.channel_id(f"#team-{i}") for i in range(5)}
+    seen: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = await client.conversations_list(limit=2, cursor=cursor)
+        assert len(page["channels"]) <= 2
+        seen.update({c["id"]: c["name"] for c in page["channels"]})
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert set(seen) == ids
+    assert seen[fake_slack.channel_id("#team-3")] == "team-3"

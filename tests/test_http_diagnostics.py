@@ -12,9 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.checks.http import dependencies
+from bot.checks.http import load as dependencies
 from bot.errors import ConfigError
-from bot.settings import Settings
 from diagnostics.cache import QueryCache
 from diagnostics.http import DEFAULT_DEPENDENCIES, Dependency, check_dependencies
 from diagnostics.result import Result, Status
@@ -131,35 +130,36 @@ async def test_identical_probes_within_the_cache_ttl_reach_the_dependency_once(u
 # --- chatops.yaml `dependencies:` ----------------------------------------------------------------
 
 
-def settings_with(deps: Any) -> Settings:
-    return Settings(config_file="chatops.yaml", sections={"dependencies": deps})
-
-
 def test_without_a_dependencies_section_the_runbook_default_is_used():
-    assert dependencies(Settings()) == DEFAULT_DEPENDENCIES
+    assert dependencies(None) == DEFAULT_DEPENDENCIES
     assert DEFAULT_DEPENDENCIES[0].url == "https://api.openai.com/v1/models"
 
 
 def test_a_dependency_list_is_read_with_its_options():
-    (dep,) = dependencies(settings_with([
+    (dep,) = dependencies([
         {"name": "payments", "url": "https://pay.internal/healthz", "method": "head", "expect_status": 204,
          "timeout": 2},
-    ]))  # fmt: skip
+    ])  # fmt: skip
     assert dep == Dependency("payments", "https://pay.internal/healthz", "HEAD", 204, 2.0)
 
 
 @pytest.mark.parametrize("deps, message", [
-    ([], "chatops.yaml: dependencies is empty"),
-    (["https://x"], "chatops.yaml: dependencies[0] must be a mapping with name and url"),
-    ([{"url": "https://x"}], "chatops.yaml: dependencies[0]: name must be a non-empty string"),
-    ([{"name": "x", "url": "ftp://x"}], "chatops.yaml: dependencies[0] (x): url 'ftp://x' is not an http(s) URL"),
-    ([{"name": "x", "url": "https://x", "method": "DELETE"}], "method 'DELETE' is not one of GET, HEAD"),
-    ([{"name": "x", "url": "https://x", "expect_status": "200"}], "expect_status must be an HTTP status 100-599"),
-    ([{"name": "x", "url": "https://x", "timeout": 0}], "timeout must be a number of seconds"),
-    ([{"name": "x", "url": "https://x", "expect": 200}], "unknown key 'expect'"),
-    ([{"name": "x", "url": "https://a"}, {"name": "x", "url": "https://b"}], "the name 'x' is used twice"),
+    ([], "chatops.yaml: dependencies: is empty"),
+    ({"name": "x"}, "chatops.yaml: dependencies: must be a list, not {'name': 'x'}"),
+    (["https://x"], "chatops.yaml: dependencies[0]: must be a mapping with the keys name, url, method,"),
+    ([{"url": "https://x"}], "chatops.yaml: dependencies[0].name: missing (required)"),
+    ([{"name": "x", "url": "ftp://x"}], "chatops.yaml: dependencies[0].url: must be an http(s) URL, not 'ftp://x'"),
+    ([{"name": "x", "url": "https://x", "method": "DELETE"}],
+     "dependencies[0].method: must be one of GET, HEAD, POST, OPTIONS, not 'DELETE'"),
+    ([{"name": "x", "url": "https://x", "expect_status": "200"}],
+     "dependencies[0].expect_status: must be an HTTP status 100-599, not '200'"),
+    ([{"name": "x", "url": "https://x", "timeout": 0}], "dependencies[0].timeout: must be a number of seconds"),
+    ([{"name": "x", "url": "https://x", "expect": 200}],
+     "chatops.yaml: dependencies[0].expect: unknown key (did you mean expect_status?)"),
+    ([{"name": "x", "url": "https://a"}, {"name": "x", "url": "https://b"}],
+     "chatops.yaml: dependencies[1].name: 'x' is used twice"),
 ])  # fmt: skip
 def test_a_bad_dependency_entry_is_a_one_line_config_error(deps, message):
     with pytest.raises(ConfigError) as caught:
-        dependencies(settings_with(deps))
+        dependencies(deps)
     assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -8,9 +8,10 @@ import re
 import time
 from datetime import timedelta
 
+import kmock as kmock_lib
 import pytest
 
-import kmock as kmock_lib
+from bot.all_sections import Sections
 from bot.commands.table import build_table
 from bot.errors import UsageError
 from diagnostics.cache import QueryCache
@@ -506,7 +507,7 @@ async def test_plain_configmap_is_ok_and_a_missing_one_is_unknown(kube: KubeClus
                                   "config SECRET/x"])
 def test_config_refuses_a_secret_before_anything_runs(text):
     with pytest.raises(UsageError, match="Secrets are never read"):
-        build_table().parse(text, "prod")
+        build_table(Sections()).parse(text, "prod")
 
 
 async def test_config_never_calls_the_secrets_api(kube: KubeCluster, kube_api):

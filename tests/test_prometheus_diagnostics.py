@@ -11,7 +11,6 @@ import struct
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -21,15 +20,15 @@ from aiohttp import web
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from bot.all_sections import Sections, load_sections
 from bot.checks import prometheus as checks
 from bot.commands.table import build_table
-from bot.errors import ConfigError
-from bot.settings import Settings, load_settings
-from bot.errors import UsageError
+from bot.errors import ConfigError, UsageError
+from bot.settings import load_settings
 from diagnostics.alertmanager import firing_alerts
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache
-from diagnostics.charts import WIDTH, HEIGHT, graph
+from diagnostics.charts import HEIGHT, WIDTH, graph
 from diagnostics.presets import DEFAULT_PRESETS, SloTargets, Thresholds
 from diagnostics.prometheus import (
     MAX_ROWS,
@@ -199,72 +198,74 @@ def test_slo_targets_change_the_verdicts():
 # =========================================================================== configuration
 
 
-def settings_with(**sections: Any) -> Settings:
-    return Settings(sections=MappingProxyType(sections), config_file="chatops.yaml")
-
-
-@pytest.fixture
-def restore_preset_names(monkeypatch):
-    monkeypatch.setattr(checks, "_configured_names", checks._configured_names)
-
-
-def test_presets_config_overrides_thresholds_and_adds_presets(restore_preset_names):
-    settings = settings_with(presets={
+def test_presets_config_overrides_thresholds_and_adds_presets():
+    presets = checks.load_presets({
         "error-rate": {"warning": 0.5, "critical": None, "labels": "env=prod"},
         "queue-depth": {"expr": "sum(queue_messages) by (queue)", "unit": "messages", "warning": 100,
                         "critical": 1000},
     })
-    checks.validate(settings)
-    presets = checks.presets_from(settings)
-    assert presets["error-rate"].thresholds == Thresholds(0.5, None, "above")
-    assert presets["error-rate"].expr == DEFAULT_PRESETS["error-rate"].expr
-    assert preset_expr(presets["error-rate"]).count('env="prod"') == 2
-    assert presets["queue-depth"].thresholds.evaluate(500) is Status.WARNING
-    assert checks.preset_name("queue-depth") == "queue-depth"
+    by_name = presets.by_name
+    assert by_name["error-rate"].thresholds == Thresholds(0.5, None, "above")
+    assert by_name["error-rate"].expr == DEFAULT_PRESETS["error-rate"].expr
+    assert preset_expr(by_name["error-rate"]).count('env="prod"') == 2
+    assert by_name["queue-depth"].thresholds.evaluate(500) is Status.WARNING
+    # The `metric` and `graph` arguments know the presets the table was built with, and only those.
+    assert build_table(Sections(presets=presets)).parse("metric queue-depth", "default").args["preset"] == "queue-depth"
+    assert build_table(Sections(presets=presets)).parse("graph queue-depth", "default").args["query"] == \
+        checks.GraphQuery("queue-depth")
+    with pytest.raises(UsageError, match="Unknown preset `queue-depth`"):
+        build_table(Sections()).parse("metric queue-depth", "default")
 
 
 @pytest.mark.parametrize(("presets", "message"), [
-    ({"Bad Name": {"expr": "up"}}, "preset name 'Bad Name' must be lowercase"),
-    ({"new-one": {"unit": "x"}}, "presets.new-one: a new preset needs expr"),
-    ({"error-rate": {"warn": 1}}, "presets.error-rate: unknown key 'warn'"),
-    ({"error-rate": {"warning": "high"}}, "presets.error-rate.warning must be a number, not 'high'"),
+    ({"Bad Name": {"expr": "up"}},
+     "chatops.yaml: presets: a preset name must be lowercase letters, digits and '-', not 'Bad Name'"),
+    ({"new-one": {"unit": "x"}}, "chatops.yaml: presets.new-one: a new preset needs expr"),
+    ({"error-rate": {"warn": 1}}, "chatops.yaml: presets.error-rate.warn: unknown key (did you mean warning?)"),
+    ({"error-rate": {"warning": "high"}}, "chatops.yaml: presets.error-rate.warning: must be a number, not 'high'"),
     ({"error-rate": {"warning": 10, "critical": 5}}, "critical (5) must be above warning (10)"),
-    ({"node-ready": {"direction": "sideways"}}, "direction must be above or below"),
+    ({"node-ready": {"direction": "sideways"}},
+     "presets.node-ready.direction: must be one of above, below, not 'sideways'"),
     ({"error-rate": {"labels": "service"}}, "presets.error-rate.labels: `service` is not a label filter"),
-    ({"error-rate": "5"}, "presets.error-rate must be a mapping"),
-    ({"x": {"expr": ""}}, "presets.x.expr must be a non-empty string"),
+    ({"error-rate": "5"}, "presets.error-rate: must be a mapping with the keys expr, title, unit,"),
+    ({"x": {"expr": ""}}, "presets.x.expr: must be a non-empty string (a PromQL expression), not ''"),
 ])
-def test_presets_config_mistakes_are_one_line_config_errors(presets, message, restore_preset_names):
+def test_presets_config_mistakes_are_one_line_config_errors(presets, message):
     with pytest.raises(ConfigError) as error:
-        checks.validate(settings_with(presets=presets))
+        checks.load_presets(presets)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(("slo", "message"), [
-    ({"availability": 99.9}, "slo: unknown key 'availability'"),
-    ({"availability_percent": 100}, "slo.availability_percent must be a percentage between 0 and 100"),
-    ({"api_p95_ms": 0}, "slo.api_p95_ms must be more than 0"),
-    ({"db_p95_ms": True}, "slo.db_p95_ms must be a number"),
-    ({"labels": ["service=x"]}, "slo.labels must be label filters in one string"),
+    ({"availability": 99.9}, "chatops.yaml: slo.availability: unknown key (did you mean availability_percent?)"),
+    ({"availability_percent": 100},
+     "slo.availability_percent: must be a percentage between 0 and 100 (exclusive), not 100"),
+    ({"api_p95_ms": 0}, "slo.api_p95_ms: must be a number more than 0, not 0"),
+    ({"db_p95_ms": True}, "slo.db_p95_ms: must be a number more than 0, not True"),
+    ({"labels": ["service=x"]}, "slo.labels: must be label filters in one string"),
 ])
 def test_slo_config_mistakes_are_one_line_config_errors(slo, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        checks.validate(settings_with(slo=slo))
+    with pytest.raises(ConfigError) as error:
+        checks.load_slo(slo)
+    assert message in str(error.value)
 
 
 def test_slo_config_sets_targets_in_milliseconds_and_percent():
-    targets = checks.slo_targets_from(settings_with(slo={
+    targets = checks.load_slo({
         "availability_percent": 99.5, "api_p95_ms": 300, "error_rate_percent": 0.5, "db_p95_ms": 50,
-        "labels": "service=checkout"}))
+        "labels": "service=checkout"})
     assert targets == SloTargets(99.5, 0.3, 0.5, 0.05, (("service", "=", "checkout"),))
+    assert checks.load_slo(None) == SloTargets()
 
 
-def test_chatops_yaml_presets_are_validated_when_settings_load(tmp_path, restore_preset_names):
+def test_chatops_yaml_presets_are_checked_when_the_sections_load(tmp_path):
     path = tmp_path / "chatops.yaml"
     path.write_text("presets:\n  error-rate:\n    warning: 9\n    critical: 3\n")
-    with pytest.raises(ConfigError, match=r"chatops.yaml: presets.error-rate: critical \(3\) must be above"):
-        load_settings({"CHATOPS_CONFIG": str(path)}, mode="cli")
+    settings = load_settings({"CHATOPS_CONFIG": str(path)}, mode="cli")
+    with pytest.raises(ConfigError) as error:
+        load_sections(settings)
+    assert str(error.value).startswith(f"{path}: presets.error-rate: critical (3) must be above warning (9)")
 
 
 # =========================================================================== command parsing
@@ -272,23 +273,23 @@ def test_chatops_yaml_presets_are_validated_when_settings_load(tmp_path, restore
 
 def test_unknown_preset_suggests_the_close_names():
     with pytest.raises(UsageError, match="Unknown preset `eror-rate`. Did you mean `error-rate`"):
-        build_table().parse("metric eror-rate", "default")
+        build_table(Sections()).parse("metric eror-rate", "default")
 
 
 def test_unknown_preset_without_a_close_name_lists_the_presets():
     with pytest.raises(UsageError) as error:
-        build_table().parse("metric nosuch", "default")
+        build_table(Sections()).parse("metric nosuch", "default")
     assert "Presets: active-connections, db-pool," in error.value.message
     assert error.value.usage == "metric <preset> [<label=value>…]"
 
 
 def test_promql_keeps_quotes_and_reads_range_anywhere():
-    invocation = build_table().parse('promql sum(rate(x{status=~"5.."}[5m])) by (le) --range 1h', "default")
+    invocation = build_table(Sections()).parse('promql sum(rate(x{status=~"5.."}[5m])) by (le) --range 1h', "default")
     assert invocation.args == {"expr": 'sum(rate(x{status=~"5.."}[5m])) by (le)', "range": 3600}
 
 
 def test_graph_reads_a_preset_with_filters_or_else_promql():
-    table = build_table()
+    table = build_table(Sections())
     preset = table.parse("graph error-rate service=checkout --range 6h", "default").args
     assert preset["query"] == checks.GraphQuery("error-rate", (("service", "=", "checkout"),))
     assert preset["range"] == 6 * 3600

@@ -12,11 +12,16 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from bot.alerting.model import Alert
-from bot.errors import ConfigError
+from bot.errors import UsageError
+from bot.sections import DEFAULT_FILE, Where, entry, key, list_of, mapping_of, show, text, unknown_key
+
+if TYPE_CHECKING:
+    from bot.commands.model import Invocation
 
 DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
     "APIServerDown": {
@@ -95,11 +100,22 @@ class Playbook:
     actions: tuple[str, ...] = ()
 
 
+def _built_in(name: str, spec: Mapping[str, Any]) -> Playbook:
+    return Playbook(name, tuple(spec["steps"]), tuple(spec["actions"]))
+
+
+BUILT_IN: Mapping[str, Playbook] = MappingProxyType(
+    {name: _built_in(name, spec) for name, spec in DEFAULT_PLAYBOOKS.items()})
+FALLBACK = _built_in("default", FALLBACK_PLAYBOOK)
+
+
 @dataclass(frozen=True)
 class Playbooks:
-    by_name: Mapping[str, Playbook]
-    fallback: Playbook
-    defaults: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PARAMETERS))
+    """The `playbooks:` section over the runbook's, with `playbook_defaults:` for missing labels."""
+
+    by_name: Mapping[str, Playbook] = field(default_factory=lambda: BUILT_IN)
+    fallback: Playbook = FALLBACK
+    defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_PARAMETERS)))
 
     def for_alert(self, alert: Alert) -> Playbook:
         return self.by_name.get(alert.name, self.fallback)
@@ -155,39 +171,82 @@ def expression(alert: Alert) -> str:
     return (query.get("g0.expr") or [""])[0]
 
 
-def load_playbooks(sections: Mapping[str, Any]) -> Playbooks:
-    """Defaults merged with chatops.yaml `playbooks:`; ConfigError (one line) for bad entries."""
-    raw = dict(DEFAULT_PLAYBOOKS)
-    custom = sections.get("playbooks") or {}
-    if not isinstance(custom, dict):
-        raise ConfigError("playbooks must map alert names to {steps: [...], actions: [...]}")
-    raw.update(custom)
-    playbooks = {name: _playbook(name, entry) for name, entry in raw.items() if name != "default"}
-    fallback = _playbook("default", raw.get("default", FALLBACK_PLAYBOOK))
-    defaults = dict(DEFAULT_PARAMETERS)
-    extra = sections.get("playbook_defaults") or {}
-    if not isinstance(extra, dict) or not all(isinstance(v, str) and _safe_value(v) for v in extra.values()):
-        raise ConfigError("playbook_defaults must map placeholder names to single-word values")
-    defaults.update(extra)
-    return Playbooks(by_name=playbooks, fallback=fallback, defaults=defaults)
+# --------------------------------------------------------------------------- chatops.yaml
 
 
-def _playbook(name: str, entry: Any) -> Playbook:
-    if not isinstance(entry, dict) or not isinstance(entry.get("steps", []), list):
-        raise ConfigError(f"playbooks.{name} must be a mapping with a list of steps")
-    steps = tuple(entry.get("steps", []))
-    actions = tuple(entry.get("actions", []) or [])
+def _step(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise where.wrong("must be an /ops command line", value)
+    try:
+        list(string.Formatter().parse(value))
+    except ValueError as e:
+        raise where.error(f"{show(value)} has a broken placeholder ({e})") from None
+    return value
+
+
+@dataclass(frozen=True)
+class PlaybookEntry:
+    """One entry of `playbooks:` (an alertname, or `default` for any other alert)."""
+
+    steps: tuple[str, ...] = key(list_of(_step), ())
+    actions: tuple[str, ...] = key(list_of(text), ())
+
+
+def _word(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or not _safe_value(value):
+        raise where.wrong("must be a single word (no spaces or braces)", value)
+    return value
+
+
+# Placeholders filled from the alert alone: a default for them would never be used.
+COMPUTED = ("node", "expr")
+
+
+def placeholders(steps: Iterable[str]) -> set[str]:
+    """The placeholder names the steps use: `pods {deployment} -n {namespace}` -> deployment, namespace."""
+    names = set()
     for step in steps:
-        if not isinstance(step, str) or not step.strip():
-            raise ConfigError(f"playbooks.{name}: every step is an /ops command line, got {step!r}")
-        try:
-            list(string.Formatter().parse(step))
-        except ValueError as e:
-            raise ConfigError(f"playbooks.{name}: step {step!r} has a broken placeholder ({e})") from None
-    return Playbook(alertname=name, steps=steps, actions=actions)
+        for _, field_name, _, _ in string.Formatter().parse(step):
+            if field_name:
+                names.add(re.split(r"[.\[]", field_name, maxsplit=1)[0])
+    return names
 
 
-def validate_steps(playbooks: Playbooks, parse: Any) -> None:
+def load_defaults(raw: Any, used: Iterable[str] = (), file: str = DEFAULT_FILE) -> Mapping[str, str]:
+    """chatops.yaml `playbook_defaults:` (placeholder -> a single word) over the runbook's names.
+
+    Its keys are the runbook's placeholders and those the steps `used`: any other is a typo.
+    """
+    known = sorted((set(DEFAULT_PARAMETERS) | set(used)) - set(COMPUTED))
+
+    def placeholder(name: str, where: Where) -> None:
+        if name not in known:
+            raise unknown_key(where, name, known)
+
+    read = mapping_of(_word, name=placeholder, what="placeholder names")
+    given = read({} if raw is None else raw, Where(file, "playbook_defaults"))
+    return MappingProxyType({**DEFAULT_PARAMETERS, **given})
+
+
+def load(raw: Any, raw_defaults: Any = None, file: str = DEFAULT_FILE) -> Playbooks:
+    """The runbook's playbooks with chatops.yaml `playbooks:` replacing or adding entries per alertname
+    (`default`: any other alert), and `playbook_defaults:` for labels an alert lacks. Raises
+    ConfigError (one line)."""
+    where = Where(file, "playbooks")
+    given = mapping_of(entry(PlaybookEntry), what="alert names")({} if raw is None else raw, where)
+    by_name, fallback = dict(BUILT_IN), FALLBACK
+    for name, spec in given.items():
+        playbook = Playbook(alertname=name, steps=spec.steps, actions=spec.actions)
+        if name == "default":
+            fallback = playbook
+        else:
+            by_name[name] = playbook
+    used = placeholders(step for playbook in [*by_name.values(), fallback] for step in playbook.steps)
+    return Playbooks(by_name=MappingProxyType(by_name), fallback=fallback,
+                     defaults=load_defaults(raw_defaults, used, file))
+
+
+def validate_steps(playbooks: Playbooks, parse: Callable[[str], "Invocation"], file: str = DEFAULT_FILE) -> None:
     """Every step, with sample values, must be a valid /ops command: typos stop the bot at start."""
     sample = Alert(fingerprint="0", status="firing", labels={"alertname": "X", "instance": "node-1:9100"},
                    generator_url="http://p/graph?g0.expr=up+%3D%3D+0")
@@ -197,13 +256,13 @@ def validate_steps(playbooks: Playbooks, parse: Any) -> None:
         def __missing__(self, key: str) -> str:
             return "sample"
 
-    from bot.errors import UsageError
-
+    where = Where(file, "playbooks")
     for playbook in [*playbooks.by_name.values(), playbooks.fallback]:
-        for step in playbook.steps:
+        for i, step in enumerate(playbook.steps):
+            at = where.key(playbook.alertname).key("steps").item(i)
             try:
                 invocation = parse(step.format_map(_Missing(values)))
             except UsageError as e:
-                raise ConfigError(f"playbooks.{playbook.alertname}: step {step!r}: {e.message}") from None
+                raise at.error(f"{show(step)}: {e.message}") from None
             if invocation.command.run is None or invocation.command.mutating:
-                raise ConfigError(f"playbooks.{playbook.alertname}: step {step!r} is not a diagnostic")
+                raise at.error(f"{show(step)} is not a diagnostic")

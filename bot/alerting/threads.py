@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from bot.alerting.config import AlertSettings
@@ -141,7 +141,7 @@ class AlertThreads:
         if not matched:
             return []
         active = {a.fingerprint for a in await self.fetch_active(fresh=True)} if self.fetch_active else set()
-        now = datetime.fromtimestamp(self.clock.now()).astimezone()
+        now = datetime.fromtimestamp(self.clock.now(), timezone.utc)
         return [_thread_job("post", _resolved(alert, now)) for alert in matched if alert.fingerprint not in active]
 
     # ------------------------------------------------------------------ one thread, up to date
@@ -161,12 +161,11 @@ class AlertThreads:
             assert before is not None
             thread = before
             if alert.status == "resolved" and thread.status == "firing":
-                ended = iso(alert.ends_at) or iso(datetime.fromtimestamp(self.clock.now()).astimezone())
-                thread = await self._change(key, alert, lambda t: t.replace(status="resolved", ends_at=ended)
-                                            if t.status == "firing" else t)
+                ended = iso(alert.ends_at) or iso(datetime.fromtimestamp(self.clock.now(), timezone.utc))
+                thread = await self._change(key, alert, lambda t: _resolved_thread(t, ended))
         if source == "webhook" and not thread.ts:
             thread = await self._post_alert(key, thread)
-        if thread.status == "firing" and thread.investigation == "pending":
+        if thread.status == "firing" and thread.investigation == "pending" and not await self._resolving(job):
             await self.worker.submit([NewJob(
                 id=keys.investigation(key, thread.starts_at), kind=keys.KIND_INVESTIGATE,
                 lane=keys.LANE_INVESTIGATIONS, payload={"thread": key, "starts_at": thread.starts_at})])
@@ -177,6 +176,15 @@ class AlertThreads:
                 await self.store.discard(keys.OPEN_POST_THREADS, thread.fingerprint)
         elif not opening and alert.status == "firing":
             await self._still_firing(key, thread)
+
+    async def _resolving(self, job: Job) -> bool:
+        """Has a resolution of this firing arrived while this job ran (merged into it, to run next)?
+        Then the investigation is not started: the next run resolves the thread instead."""
+        latest = await self.store.job(job.id)
+        if latest is None or latest.payload == job.payload:
+            return False
+        newer = alert_from_doc(latest.payload["alert"])
+        return newer.status == "resolved" and newer.starts_at == alert_from_doc(job.payload["alert"]).starts_at
 
     async def _change(self, key: str, alert: Alert | AlertThread,
                       change: Callable[[AlertThread], AlertThread]) -> AlertThread:
@@ -224,24 +232,28 @@ class AlertThreads:
 
     async def _still_firing(self, key: str, thread: AlertThread) -> None:
         """A repeat notification: silent within the cool-down, then one note per cool-down window."""
-        now = self.clock.now()
-        cooldown = self.config.cooldown
-        name = f"note:{int(now // cooldown) if cooldown else now:.0f}"
-        record = PostRecord.new(now)
+        unfinished = [(n, r) for n, r in thread.posts.items() if n.startswith("note:") and not r.ts]
+        if unfinished:  # decided before a crash or a Slack failure: finish that one
+            (name, record), fresh = unfinished[0], False
+        else:
+            now = self.clock.now()
+            cooldown = self.config.cooldown
+            name = f"note:{int(now // cooldown) if cooldown else now:.0f}"
+            record, fresh = PostRecord.new(now), True
 
-        def decide(t: AlertThread) -> AlertThread:
-            # Re-applied to the newest thread on a conflict: a resolution stored meanwhile wins.
-            if t.status != "firing" or now - t.last_note < cooldown or name in t.posts:
-                return t
-            older = {k: v for k, v in t.posts.items() if not k.startswith("note:")}
-            return t.replace(last_note=now, posts={**older, name: record})
+            def decide(t: AlertThread) -> AlertThread:
+                # Re-applied to the newest thread on a conflict: a resolution stored meanwhile wins.
+                if t.status != "firing" or now - t.last_note < cooldown or name in t.posts:
+                    return t
+                older = {k: v for k, v in t.posts.items() if not k.startswith("note:")}
+                return t.replace(last_note=now, posts={**older, name: record})
 
-        after = await self._change(key, thread, decide)
-        if after.posts.get(name) != record:
-            return  # not due, resolved meanwhile, or noted by someone else
-        firing_for = spoken_duration(now - datetime.fromisoformat(after.starts_at).timestamp())
+            thread = await self._change(key, thread, decide)
+            if thread.posts.get(name) != record:
+                return  # not due, resolved meanwhile, or noted by someone else
+        firing_for = spoken_duration(record.at - datetime.fromisoformat(thread.starts_at).timestamp())
         text = f":repeat: Still firing for {firing_for}."
-        await self._post_once(key, after, name, Message(text=text, blocks=[]), thread_ts=after.ts)
+        await self._post_once(key, thread, name, Message(text=text, blocks=[]), thread_ts=thread.ts, fresh=fresh)
 
     async def _resolve(self, key: str, thread: AlertThread) -> None:
         lasted = self._lasted(thread)
@@ -260,7 +272,7 @@ class AlertThreads:
         return ended - started
 
     async def _post_once(self, key: str, thread: AlertThread, name: str, message: Message,
-                         thread_ts: str | None = None) -> Posted:
+                         thread_ts: str | None = None, fresh: bool = False) -> Posted:
         async def begin(record: PostRecord) -> PostRecord:
             stored = await self._change(key, thread, lambda t: t if name in t.posts else t.with_post(name, record))
             return stored.posts[name]
@@ -270,7 +282,7 @@ class AlertThreads:
 
         return await post_once(self.poster, thread.channel, message.text, message.blocks or None,
                                record=thread.posts.get(name), begin=begin, done=done, now=self.clock.now(),
-                               thread_ts=thread_ts)
+                               thread_ts=thread_ts, fresh=fresh)
 
     # ------------------------------------------------------------------ the investigation
 
@@ -343,6 +355,15 @@ def _thread_job(source: ThreadSource, alert: Alert, *, channel: str = "", ts: st
         payload.update(channel=channel, ts=ts)
     return NewJob(id=keys.thread(source, alert.fingerprint), kind=keys.KIND_THREAD, lane=keys.LANE_ALERTS,
                   payload=payload)
+
+
+def _resolved_thread(thread: AlertThread, ended: str) -> AlertThread:
+    if thread.status != "firing":
+        return thread
+    # An investigation that has not posted yet is not started any more.
+    skip = thread.investigation == "pending" and "reply" not in thread.posts
+    return thread.replace(status="resolved", ends_at=ended,
+                          investigation="skipped" if skip else thread.investigation)
 
 
 def _resolved(alert: Alert, when: datetime) -> Alert:

@@ -1,32 +1,9 @@
-"""The /ops subcommands, one module per backend: each declares its `COMMANDS` and the
-functions that run them (diagnostics through bot.report, returning a Report). A module
-that reads a section of chatops.yaml also defines `validate(settings)`, raising
-ConfigError with one readable line, so that mistakes stop the bot at start."""
+"""The /ops subcommands, one module per backend, each next to the functions that run them
+(diagnostics through bot.commands.report, returning a Report).
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bot.commands.model import Command
-    from bot.settings import Settings
-
-# In the order `help` lists them.
-MODULES = ("kubernetes", "prometheus", "elasticsearch", "aws", "postgres", "http", "monitoring")
-
-
-def _modules() -> list:  # type: ignore[type-arg]
-    import importlib
-
-    return [importlib.import_module(f"bot.checks.{name}") for name in MODULES]
-
-
-def all_commands() -> "list[Command]":
-    return [command for module in _modules() for command in module.COMMANDS]
-
-
-def validate(settings: "Settings") -> None:
-    for module in _modules():
-        check = getattr(module, "validate", None)
-        if check is not None:
-            check(settings)
+A module without a chatops.yaml section declares its `COMMANDS`. A module that reads a
+section declares the section's type and `load(raw, file) -> section` (with the one reader,
+bot/sections.py: an unknown key or a bad value is a ConfigError of one line), and builds its
+commands from the parsed section: `commands(section) -> list[Command]`; the runners use the
+section captured there. bot/commands/table.py puts them together, in the order `help` lists them.
+"""

@@ -15,15 +15,17 @@ The target group may also come from the TARGET_GROUP_ARN variable, as in the run
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from bot.checks.common import Check, run_checks, string_section
+from bot.checks.common import Check, run_checks
 from bot.commands.model import Arg, Command, Context
-from bot.errors import UsageError
 from bot.commands.report import Report
+from bot.errors import UsageError
+from bot.sections import DEFAULT_FILE, Where, argument, key, read
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
     from diagnostics.aws import Aws
     from diagnostics.result import Result
 
@@ -47,40 +49,43 @@ target_group = _name(
     "a target group ARN (arn:aws:elasticloadbalancing:…:targetgroup/name/id) or name",
 )
 
-_SECTION = {"rds_instance": "", "target_group_arn": "", "cache_cluster": ""}
-_CONVERTERS = {"rds_instance": rds_instance, "target_group_arn": target_group, "cache_cluster": cache_cluster}
+
+@dataclass(frozen=True)
+class AwsDefaults:
+    """The `aws:` section: the names `rds`, `elb` and `cache` use when given none ("": not set).
+
+    Each is checked as the command's own argument is, so a name the command would refuse
+    cannot be configured.
+    """
+
+    rds_instance: str = key(argument(rds_instance), "")
+    target_group_arn: str = key(argument(target_group), "")
+    cache_cluster: str = key(argument(cache_cluster), "")
 
 
-def aws_defaults(settings: "Settings") -> dict[str, str]:
-    """The default names from chatops.yaml's `aws:` section ("" when not set)."""
-    defaults = string_section(settings, "aws", _SECTION, _CONVERTERS)
-    # TARGET_GROUP_ARN, as the runbook exports it, once Settings carries it.
-    defaults["target_group_arn"] = defaults["target_group_arn"] or getattr(settings, "target_group_arn", "")
-    return defaults
+def load(raw: Any, file: str = DEFAULT_FILE) -> AwsDefaults:
+    """chatops.yaml `aws:`. Raises ConfigError (one line)."""
+    return read(AwsDefaults, raw, Where(file, "aws"), absent_ok=True)
 
 
-def validate(settings: "Settings") -> None:
-    aws_defaults(settings)
-
-
-async def rds(ctx: Context, args: dict[str, object]) -> Report:
+async def rds(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.aws import rds_status
 
-    return await _run(ctx, "RDS", rds_status, args["instance"] or aws_defaults(ctx.settings)["rds_instance"])
+    return await _run(ctx, "RDS", rds_status, args["instance"] or defaults.rds_instance)
 
 
-async def elb(ctx: Context, args: dict[str, object]) -> Report:
+async def elb(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.aws import target_health
 
+    # TARGET_GROUP_ARN, as the runbook exports it, when chatops.yaml names none.
     return await _run(ctx, "Target group", target_health,
-                      args["target_group"] or aws_defaults(ctx.settings)["target_group_arn"])
+                      args["target_group"] or defaults.target_group_arn or ctx.settings.target_group_arn)
 
 
-async def cache(ctx: Context, args: dict[str, object]) -> Report:
+async def cache(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.aws import cache_status
 
-    return await _run(ctx, "ElastiCache", cache_status,
-                      args["cluster"] or aws_defaults(ctx.settings)["cache_cluster"])
+    return await _run(ctx, "ElastiCache", cache_status, args["cluster"] or defaults.cache_cluster)
 
 
 async def _run(ctx: Context, what: str, diagnostic: "Callable[[Aws, str | None], Awaitable[Result]]",
@@ -93,31 +98,33 @@ async def _run(ctx: Context, what: str, diagnostic: "Callable[[Aws, str | None],
     return Report(title=title, results=await run_checks(ctx, [check]))
 
 
-COMMANDS = [
-    Command(
-        "rds",
-        "RDS instance status, class, engine, storage, Multi-AZ, pending maintenance, CPU and connections",
-        (Arg("instance", "DB instance identifier (default: aws.rds_instance)", required=False,
-             convert=rds_instance),),
-        run=rds,
-        backend="aws",
-        example="rds claude-db",
-    ),
-    Command(
-        "elb",
-        "Load balancer target group health, unhealthy targets first with the reason",
-        (Arg("target_group", "target group ARN or name (default: aws.target_group_arn or TARGET_GROUP_ARN)",
-             required=False, convert=target_group, metavar="target-group"),),
-        run=elb,
-        backend="aws",
-        example="elb api-targets",
-    ),
-    Command(
-        "cache",
-        "ElastiCache cluster status, engine, nodes and CPU",
-        (Arg("cluster", "cache cluster id (default: aws.cache_cluster)", required=False, convert=cache_cluster),),
-        run=cache,
-        backend="aws",
-        example="cache claude-cache",
-    ),
-]
+def commands(defaults: AwsDefaults) -> list[Command]:
+    """`rds`, `elb` and `cache`, for the `aws:` section given."""
+    return [
+        Command(
+            "rds",
+            "RDS instance status, class, engine, storage, Multi-AZ, pending maintenance, CPU and connections",
+            (Arg("instance", "DB instance identifier (default: aws.rds_instance)", required=False,
+                 convert=rds_instance),),
+            run=partial(rds, defaults),
+            backend="aws",
+            example="rds claude-db",
+        ),
+        Command(
+            "elb",
+            "Load balancer target group health, unhealthy targets first with the reason",
+            (Arg("target_group", "target group ARN or name (default: aws.target_group_arn or TARGET_GROUP_ARN)",
+                 required=False, convert=target_group, metavar="target-group"),),
+            run=partial(elb, defaults),
+            backend="aws",
+            example="elb api-targets",
+        ),
+        Command(
+            "cache",
+            "ElastiCache cluster status, engine, nodes and CPU",
+            (Arg("cluster", "cache cluster id (default: aws.cache_cluster)", required=False, convert=cache_cluster),),
+            run=partial(cache, defaults),
+            backend="aws",
+            example="cache claude-cache",
+        ),
+    ]

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from bot.commands.args import k8s_namespace
 from bot.commands.model import Arg, Context
-from bot.errors import ConfigError
-from bot.errors import UsageError
 from bot.commands.report import run_diagnostic
 from diagnostics.result import Result
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 NAMESPACE = Arg("namespace", "Kubernetes namespace (default from config)", flags=("-n", "--namespace"),
                 required=False, convert=k8s_namespace)
@@ -46,30 +41,3 @@ async def run_checks(ctx: Context, checks: Sequence[Check]) -> list[Result]:
                                     on_error=ctx.on_backend_error)
 
     return list(await asyncio.gather(*(one(c) for c in checks)))
-
-
-def string_section(
-    settings: "Settings",
-    section: str,
-    defaults: dict[str, str],
-    converters: dict[str, Callable[[str, str], str]] | None = None,
-) -> dict[str, str]:
-    """A chatops.yaml section of string settings, checked, with the defaults filled in.
-
-    Only the keys of `defaults` are accepted; each value must be a non-empty string and
-    pass its converter (a bot.args-style converter: UsageError on a bad value).
-    """
-    where = settings.config_file or "chatops.yaml"
-    raw = settings.sections.get(section) or {}
-    out = dict(defaults)
-    for key, value in raw.items():
-        if key not in defaults:
-            raise ConfigError(f"{where}: unknown setting {section}.{key} (known: {', '.join(defaults)})")
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{where}: {section}.{key} must be a non-empty string, not {value!r}")
-        convert = (converters or {}).get(key)
-        try:
-            out[key] = convert(value.strip(), key) if convert else value.strip()
-        except UsageError as e:
-            raise ConfigError(f"{where}: {section}.{key}: {e.message}") from None
-    return out

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Awaitable, Callable
+from functools import partial
+from typing import Any, Awaitable, Callable
 
+from bot.checks.common import Check, run_checks
 from bot.commands.args import duration, integer
-from bot.checks.common import Check, run_checks, string_section
 from bot.commands.model import Arg, Command, Context
-from bot.errors import UsageError
 from bot.commands.report import Report
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
-    from diagnostics.elasticsearch import LogFields
-    from diagnostics.result import Result
+from bot.errors import UsageError
+from bot.sections import DEFAULT_FILE, Where, argument, read, text
+from diagnostics.elasticsearch import LogFields
+from diagnostics.result import Result
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 
@@ -42,61 +41,62 @@ def app_label(value: str, what: str) -> str:
     return value
 
 
-def log_fields(settings: "Settings") -> "LogFields":
-    from diagnostics.elasticsearch import LogFields
-
-    defaults = {f.name: f.default for f in dataclasses.fields(LogFields)}
-    return LogFields(**string_section(settings, "elasticsearch", defaults, {"default_app": app_label}))
+# The section's keys are LogFields' fields (declared in diagnostics, which knows no chatops.yaml):
+# every one a non-empty string; default_app also a valid app label, as `errors <app>` takes.
+_CONVERTERS = {**{f.name: text for f in dataclasses.fields(LogFields)}, "default_app": argument(app_label)}
 
 
-def validate(settings: "Settings") -> None:
-    log_fields(settings)
+def load(raw: Any, file: str = DEFAULT_FILE) -> LogFields:
+    """chatops.yaml `elasticsearch:` over the runbook's index and field names. Raises ConfigError."""
+    return read(LogFields, raw, Where(file, "elasticsearch"), _CONVERTERS, absent_ok=True)
 
 
-async def errors(ctx: Context, args: dict[str, object]) -> Report:
+async def errors(fields: LogFields, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.durations import compact_duration
     from diagnostics.elasticsearch import error_logs
 
-    app = str(args["app"] or log_fields(ctx.settings).default_app)
+    app = str(args["app"] or fields.default_app)
     since = int(args["since"])  # type: ignore[call-overload]
-    return await _search(ctx, f"Errors · {app} · last {compact_duration(since)}", error_logs, app, since)
+    return await _search(ctx, fields, f"Errors · {app} · last {compact_duration(since)}", error_logs, app, since)
 
 
-async def slow(ctx: Context, args: dict[str, object]) -> Report:
+async def slow(fields: LogFields, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.durations import compact_duration
     from diagnostics.elasticsearch import slow_requests
 
     min_ms, since = int(args["min_ms"]), int(args["since"])  # type: ignore[call-overload]
-    return await _search(ctx, f"Slow requests · ≥ {min_ms} ms · last {compact_duration(since)}", slow_requests,
+    return await _search(ctx, fields, f"Slow requests · ≥ {min_ms} ms · last {compact_duration(since)}", slow_requests,
                          min_ms, since)
 
 
-async def _search(ctx: Context, title: str, diagnostic: Callable[..., Awaitable[Result]], *args: object) -> Report:
+async def _search(ctx: Context, fields: LogFields, title: str, diagnostic: Callable[..., Awaitable[Result]],
+                  *args: object) -> Report:
     from diagnostics.elasticsearch import LogSearch
 
     s = ctx.settings
-    logs = LogSearch(ctx.clients.elasticsearch, log_fields(s), s.diagnostic_timeout, s.kibana_url,
-                     ctx.clients.cache)
+    logs = LogSearch(ctx.clients.elasticsearch, fields, s.diagnostic_timeout, s.kibana_url, ctx.clients.cache)
     check = Check(title, "elasticsearch", lambda: diagnostic(logs, *args))
     return Report(title=title, results=await run_checks(ctx, [check]))
 
 
-COMMANDS = [
-    Command(
-        "errors",
-        "Newest error log lines of an app and the error count per endpoint (Elasticsearch)",
-        (Arg("app", "app label (default from chatops.yaml)", required=False, convert=app_label), SINCE),
-        run=errors,
-        backend="elasticsearch",
-        example="errors claude-deployment-api --since 30m",
-    ),
-    Command(
-        "slow",
-        "The slowest requests in the logs, slowest first (Elasticsearch)",
-        (Arg("min_ms", "only requests at least this slow, in ms (default 1000)", flags=("--min-ms",),
-             required=False, convert=integer(1, 3_600_000), metavar="ms", default=1000), SINCE),
-        run=slow,
-        backend="elasticsearch",
-        example="slow --min-ms 2000 --since 15m",
-    ),
-]
+def commands(fields: LogFields) -> list[Command]:
+    """`errors` and `slow`, for the `elasticsearch:` section given."""
+    return [
+        Command(
+            "errors",
+            "Newest error log lines of an app and the error count per endpoint (Elasticsearch)",
+            (Arg("app", "app label (default from chatops.yaml)", required=False, convert=app_label), SINCE),
+            run=partial(errors, fields),
+            backend="elasticsearch",
+            example="errors claude-deployment-api --since 30m",
+        ),
+        Command(
+            "slow",
+            "The slowest requests in the logs, slowest first (Elasticsearch)",
+            (Arg("min_ms", "only requests at least this slow, in ms (default 1000)", flags=("--min-ms",),
+                 required=False, convert=integer(1, 3_600_000), metavar="ms", default=1000), SINCE),
+            run=partial(slow, fields),
+            backend="elasticsearch",
+            example="slow --min-ms 2000 --since 15m",
+        ),
+    ]

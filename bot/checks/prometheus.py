@@ -1,6 +1,8 @@
 """Prometheus and Alertmanager checks: promql, metric, slo, alerts, targets, graph.
 
-chatops.yaml may override or add presets and change the SLO targets (validated at start):
+chatops.yaml may override or add presets and change the SLO targets. Each section is parsed
+once at start (`load_presets`, `load_slo`) and the commands are built from the result
+(`commands(presets, slo)`), so the `metric` and `graph` arguments know the configured presets:
 
     presets:
       error-rate: {warning: 0.5, critical: 2}          # a built-in's thresholds
@@ -19,149 +21,164 @@ chatops.yaml may override or add presets and change the SLO targets (validated a
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any, Callable, Literal, Mapping
 
-from bot.commands.args import duration, label_filters
 from bot.checks.common import Check, run_checks
+from bot.commands.args import duration, label_filters
 from bot.commands.model import Arg, Command, Context
-from bot.errors import ConfigError
-from bot.settings import Settings, safe_url
-from bot.errors import UsageError
 from bot.commands.report import Report
+from bot.errors import UsageError
+from bot.sections import (
+    DEFAULT_FILE,
+    UNSET,
+    Unset,
+    Where,
+    entry,
+    key,
+    mapping_of,
+    number,
+    one_of,
+    optional,
+    positive,
+    read,
+    string,
+)
+from bot.settings import safe_url
 from diagnostics.presets import DEFAULT_PRESETS, Preset, SloTargets, Thresholds
 from diagnostics.promql import Matcher
-from diagnostics.result import Result, Status
 
 # Chart rendering runs after the query, in the charts pool: it gets its own allowance.
 RENDER_SECONDS = 15.0
 DEFAULT_GRAPH_RANGE = 3600
 _PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-PRESET_KEYS = ("expr", "title", "unit", "warning", "critical", "direction", "labels")
-SLO_KEYS = ("availability_percent", "api_p95_ms", "error_rate_percent", "db_p95_ms", "labels")
-
-# Preset names the command parser accepts: the built-ins and those of the chatops.yaml last
-# validated (the parser has no settings; `validate` runs once at start, before any command).
-_configured_names: frozenset[str] = frozenset()
 
 
 # --------------------------------------------------------------------------- configuration
 
 
-def validate(settings: Settings) -> None:
-    global _configured_names
-    presets = presets_from(settings)
-    slo_targets_from(settings)
-    _configured_names = frozenset(presets) - frozenset(DEFAULT_PRESETS)
-
-
-def _where(settings: Settings) -> str:
-    return settings.config_file or "chatops.yaml"
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{what} must be a number, not {value!r}")
-    return float(value)
-
-
-def _labels(value: Any, what: str) -> tuple[Matcher, ...]:
+def label_matchers(value: Any, where: Where) -> tuple[Matcher, ...]:
     if not isinstance(value, str):
-        raise ConfigError(f"{what} must be label filters in one string, e.g. 'service=checkout env!=dev'")
+        raise where.wrong("must be label filters in one string, e.g. 'service=checkout env!=dev'", value)
     try:
         return tuple(label_filters(value, "labels"))
     except UsageError as e:
-        raise ConfigError(f"{what}: {e.message}") from None
+        raise where.error(e.message) from None
 
 
-def presets_from(settings: Settings) -> dict[str, Preset]:
-    """The built-in presets with chatops.yaml's `presets:` applied. Raises ConfigError (one line)."""
-    where = _where(settings)
+def _expr(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise where.wrong("must be a non-empty string (a PromQL expression)", value)
+    return value.strip()
+
+
+_LEVEL = optional(number())  # null removes a built-in threshold
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """One entry of `presets:` as written; UNSET keys keep the built-in preset's value."""
+
+    expr: str | Unset = key(_expr, UNSET)
+    title: str | Unset = key(string, UNSET)
+    unit: str | Unset = key(string, UNSET)
+    warning: float | None | Unset = key(_LEVEL, UNSET)
+    critical: float | None | Unset = key(_LEVEL, UNSET)
+    direction: Literal["above", "below"] | Unset = key(one_of("above", "below"), UNSET)
+    labels: tuple[Matcher, ...] | Unset = key(label_matchers, UNSET)
+
+
+@dataclass(frozen=True)
+class Presets:
+    """The `presets:` section: the built-in presets with chatops.yaml's changes and additions."""
+
+    by_name: Mapping[str, Preset] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_PRESETS)))
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.by_name)
+
+
+def _preset_name(name: str, where: Where) -> None:
+    if not _PRESET_NAME.match(name):
+        raise where.wrong("a preset name must be lowercase letters, digits and '-'", name)
+
+
+def load_presets(raw: Any, file: str = DEFAULT_FILE) -> Presets:
+    """chatops.yaml `presets:` applied to the built-ins. Raises ConfigError (one line)."""
+    where = Where(file, "presets")
+    entries = mapping_of(entry(PresetEntry), name=_preset_name, what="preset names")(
+        {} if raw is None else raw, where)
     presets = dict(DEFAULT_PRESETS)
-    for name, spec in (settings.sections.get("presets") or {}).items():
-        what = f"{where}: presets.{name}"
-        if not isinstance(name, str) or not _PRESET_NAME.match(name):
-            raise ConfigError(f"{where}: preset name {name!r} must be lowercase letters, digits and '-'")
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{what} must be a mapping with any of {', '.join(PRESET_KEYS)}")
-        unknown = sorted(set(map(str, spec)) - set(PRESET_KEYS))
-        if unknown:
-            raise ConfigError(f"{what}: unknown key {unknown[0]!r} (known: {', '.join(PRESET_KEYS)})")
-        base = presets.get(name)
-        if base is None and "expr" not in spec:
-            raise ConfigError(f"{what}: a new preset needs expr (a PromQL expression)")
-        base = base or Preset(name, name, "")
-        for key in ("expr", "title", "unit"):
-            if key in spec and (not isinstance(spec[key], str) or (key == "expr" and not spec[key].strip())):
-                raise ConfigError(f"{what}.{key} must be a{' non-empty' if key == 'expr' else ''} string")
-        levels = {key: base_level for key, base_level in
-                  (("warning", base.thresholds.warning), ("critical", base.thresholds.critical))}
-        for key in levels:
-            if key in spec:  # null removes a built-in threshold
-                levels[key] = None if spec[key] is None else _number(spec[key], f"{what}.{key}")
-        direction = spec.get("direction", base.thresholds.direction)
-        if direction not in ("above", "below"):
-            raise ConfigError(f"{what}.direction must be above or below, not {direction!r}")
-        warning, critical = levels["warning"], levels["critical"]
-        if warning is not None and critical is not None and (
-                warning > critical if direction == "above" else warning < critical):
-            relation = "above" if direction == "above" else "below"
-            raise ConfigError(f"{what}: critical ({critical:g}) must be {relation} warning ({warning:g}) "
-                              f"when direction is {direction}")
-        presets[name] = Preset(
-            name,
-            spec.get("title", base.title),
-            spec.get("expr", base.expr).strip(),
-            spec.get("unit", base.unit),
-            Thresholds(warning, critical, direction),
-            _labels(spec["labels"], f"{what}.labels") if "labels" in spec else base.labels,
-        )
-    return presets
+    for name, given in entries.items():
+        presets[name] = _apply(presets.get(name), name, given, where.key(name))
+    return Presets(MappingProxyType(presets))
 
 
-def slo_targets_from(settings: Settings) -> SloTargets:
+def _apply(base: Preset | None, name: str, given: PresetEntry, where: Where) -> Preset:
+    if base is None and given.expr is UNSET:
+        raise where.error("a new preset needs expr (a PromQL expression)")
+    base = base or Preset(name, name, "")
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is UNSET else value
+
+    thresholds = Thresholds(pick(given.warning, base.thresholds.warning),
+                            pick(given.critical, base.thresholds.critical),
+                            pick(given.direction, base.thresholds.direction))
+    warning, critical, direction = thresholds.warning, thresholds.critical, thresholds.direction
+    if warning is not None and critical is not None and (
+            warning > critical if direction == "above" else warning < critical):
+        raise where.error(f"critical ({critical:g}) must be {direction} warning ({warning:g}) "
+                          f"when direction is {direction}")
+    return Preset(name, pick(given.title, base.title), pick(given.expr, base.expr), pick(given.unit, base.unit),
+                  thresholds, pick(given.labels, base.labels))
+
+
+_PERCENT = number(above=0, below=100, must="must be a percentage between 0 and 100 (exclusive)")
+_DEFAULT_SLO = SloTargets()
+
+
+@dataclass(frozen=True)
+class SloKeys:
+    """The `slo:` section as written (milliseconds); `targets` is what the checks use."""
+
+    availability_percent: float = key(_PERCENT, _DEFAULT_SLO.availability_percent)
+    api_p95_ms: float = key(positive, _DEFAULT_SLO.api_p95_seconds * 1000)
+    error_rate_percent: float = key(_PERCENT, _DEFAULT_SLO.error_rate_percent)
+    db_p95_ms: float = key(positive, _DEFAULT_SLO.db_p95_seconds * 1000)
+    labels: tuple[Matcher, ...] = key(label_matchers, _DEFAULT_SLO.labels)
+
+    @property
+    def targets(self) -> SloTargets:
+        return SloTargets(self.availability_percent, self.api_p95_ms / 1000, self.error_rate_percent,
+                          self.db_p95_ms / 1000, self.labels)
+
+
+def load_slo(raw: Any, file: str = DEFAULT_FILE) -> SloTargets:
     """The runbook's SLA targets with chatops.yaml's `slo:` applied. Raises ConfigError (one line)."""
-    where = _where(settings)
-    section = settings.sections.get("slo") or {}
-    unknown = sorted(set(map(str, section)) - set(SLO_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: slo: unknown key {unknown[0]!r} (known: {', '.join(SLO_KEYS)})")
-    values: dict[str, Any] = {}
-    for key in ("availability_percent", "error_rate_percent"):
-        if key in section:
-            number = _number(section[key], f"{where}: slo.{key}")
-            if not 0 < number < 100:
-                raise ConfigError(f"{where}: slo.{key} must be a percentage between 0 and 100 (exclusive)")
-            values[key] = number
-    for key, field_name in (("api_p95_ms", "api_p95_seconds"), ("db_p95_ms", "db_p95_seconds")):
-        if key in section:
-            number = _number(section[key], f"{where}: slo.{key}")
-            if number <= 0:
-                raise ConfigError(f"{where}: slo.{key} must be more than 0 milliseconds")
-            values[field_name] = number / 1000
-    if "labels" in section:
-        values["labels"] = _labels(section["labels"], f"{where}: slo.labels")
-    return SloTargets(**values)
+    return read(SloKeys, raw, Where(file, "slo"), absent_ok=True).targets
 
 
 # --------------------------------------------------------------------------- argument converters
 
 
-def known_preset_names() -> list[str]:
-    return sorted(frozenset(DEFAULT_PRESETS) | _configured_names)
+def preset_name(names: list[str]) -> Callable[[str, str], str]:
+    """The `metric` argument: one of `names` (the presets the table was built with)."""
 
+    def convert(value: str, what: str = "preset") -> str:
+        name = value.lower()
+        if name in names:
+            return name
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        if close:
+            raise UsageError(f"Unknown preset `{value}`. Did you mean {' or '.join(f'`{c}`' for c in close)}?")
+        raise UsageError(f"Unknown preset `{value}`. Presets: {', '.join(names)}")
 
-def preset_name(value: str, what: str = "preset") -> str:
-    name = value.lower()
-    names = known_preset_names()
-    if name in names:
-        return name
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    if close:
-        raise UsageError(f"Unknown preset `{value}`. Did you mean {' or '.join(f'`{c}`' for c in close)}?")
-    raise UsageError(f"Unknown preset `{value}`. Presets: {', '.join(names)}")
+    return convert
 
 
 @dataclass(frozen=True)
@@ -171,17 +188,22 @@ class GraphQuery:
     expr: str = ""
 
 
-def graph_query(value: str, what: str) -> GraphQuery:
-    """`error-rate service=checkout` (a preset and filters) or any PromQL expression.
+def graph_query(names: list[str]) -> Callable[[str, str], GraphQuery]:
+    """The `graph` argument: `error-rate service=checkout` (a preset and filters) or any PromQL.
 
     A first word shaped like a preset name (`eror-rate`) is taken for a mistyped preset rather
     than the subtraction PromQL would read, which would chart nothing.
     """
-    first, _, rest = value.strip().partition(" ")
-    if first.lower() in known_preset_names() or ("-" in first and _PRESET_NAME.match(first.lower())):
-        name = preset_name(first, what)
-        return GraphQuery(name, tuple(label_filters(rest, "label filters")) if rest.strip() else ())
-    return GraphQuery(None, expr=value.strip())
+    preset = preset_name(names)
+
+    def convert(value: str, what: str) -> GraphQuery:
+        first, _, rest = value.strip().partition(" ")
+        if first.lower() in names or ("-" in first and _PRESET_NAME.match(first.lower())):
+            name = preset(first, what)
+            return GraphQuery(name, tuple(label_filters(rest, "label filters")) if rest.strip() else ())
+        return GraphQuery(None, expr=value.strip())
+
+    return convert
 
 
 # --------------------------------------------------------------------------- runners
@@ -233,26 +255,22 @@ async def promql(ctx: Context, args: dict[str, object]) -> Report:
         _source(ctx), expr, title="PromQL", links=links))
 
 
-async def metric(ctx: Context, args: dict[str, object]) -> Report:
+async def metric(presets: Presets, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.prometheus import preset_expr, preset_status
 
     matchers = list(args["filters"] or [])  # type: ignore[call-overload]
-    preset = presets_from(ctx.settings).get(str(args["preset"]))
-    if preset is None:  # named in another chatops.yaml than this bot's (only where several are loaded)
-        return Report(title=str(args["preset"]), results=[Result(
-            Status.UNKNOWN, str(args["preset"]), f"no preset `{args['preset']}` in {_where(ctx.settings)}")])
+    preset = presets.by_name[str(args["preset"])]  # the argument converter knows the same names
     title = _titled(preset.title, matchers)
     expr = preset_expr(preset, matchers)
     return await _report(ctx, title, "prometheus", lambda: preset_status(
         _source(ctx), preset, expr, title=title, links=_links(ctx, expr, DEFAULT_GRAPH_RANGE)))
 
 
-async def slo(ctx: Context, args: dict[str, object]) -> Report:
+async def slo(targets: SloTargets, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.promql import inject_matchers
     from diagnostics.slo import AVAILABILITY_30D, slo_status
 
     matchers = list(args["filters"] or [])  # type: ignore[call-overload]
-    targets = slo_targets_from(ctx.settings)
     title = _titled("SLO", [*targets.labels, *matchers])
     links = _links(ctx, inject_matchers(AVAILABILITY_30D, [*targets.labels, *matchers]), 30 * 86400)
     return await _report(ctx, title, "prometheus", lambda: slo_status(
@@ -274,14 +292,14 @@ async def targets(ctx: Context, args: dict[str, object]) -> Report:
     return await _report(ctx, "Prometheus targets", "prometheus", lambda: targets_down(_source(ctx)))
 
 
-async def graph(ctx: Context, args: dict[str, object]) -> Report:
+async def graph(presets: Presets, ctx: Context, args: dict[str, object]) -> Report:
     from diagnostics.charts import graph as graph_diagnostic
     from diagnostics.prometheus import preset_expr
 
     query = args["query"]
     assert isinstance(query, GraphQuery)
     seconds = int(args["range"] or DEFAULT_GRAPH_RANGE)  # type: ignore[call-overload]
-    preset = presets_from(ctx.settings).get(query.preset) if query.preset else None
+    preset = presets.by_name[query.preset] if query.preset else None
     if preset is not None:
         expr, name = preset_expr(preset, query.matchers), preset.name
         title = _titled(preset.title, query.matchers)
@@ -305,61 +323,64 @@ def _range(default: int | None, help_text: str) -> Arg:
                default=default)
 
 
-COMMANDS = [
-    Command(
-        "promql",
-        "Run a PromQL query: a table of series and values, or with --range each series' min/avg/max/last",
-        (Arg("expr", "PromQL expression, quotes kept as typed", kind="rest", metavar="promql"),
-         _range(None, "run a range query over this span (e.g. 1h)")),
-        run=promql,
-        backend="prometheus",
-        raw=True,
-        example='promql sum(rate(http_requests_total{status=~"5.."}[5m])) by (handler)',
-    ),
-    Command(
-        "metric",
-        "A runbook metric now (error-rate, latency-p95, db-pool, node-cpu, …) against its warning/critical "
-        "thresholds",
-        (Arg("preset", "preset name: " + ", ".join(DEFAULT_PRESETS), convert=preset_name), _FILTERS),
-        run=metric,
-        backend="prometheus",
-        example="metric error-rate service=checkout",
-    ),
-    Command(
-        "slo",
-        "The SLA table measured now: availability (5 m, 30 d), API p95, error rate, DB p95, and the month's "
-        "error budget left",
-        (_FILTERS,),
-        run=slo,
-        backend="prometheus",
-        example="slo service=checkout",
-    ),
-    Command(
-        "alerts",
-        "What is firing in Alertmanager: severity, age, summary; silenced and inhibited alerts say by what",
-        (),
-        run=alerts,
-        backend="alertmanager",
-        example="alerts",
-    ),
-    Command(
-        "targets",
-        "Prometheus scrape targets that are down, with job, last error and last scrape",
-        (),
-        run=targets,
-        backend="prometheus",
-        example="targets",
-    ),
-    Command(
-        "graph",
-        "Chart a preset (with label filters) or a PromQL expression over a range, with its thresholds, "
-        "as a PNG",
-        (Arg("query", "a preset name and label filters, or a PromQL expression", kind="rest",
-             convert=graph_query, metavar="preset|promql"),
-         _range(DEFAULT_GRAPH_RANGE, "the span to chart (default 1h)")),
-        run=graph,
-        backend="prometheus",
-        raw=True,
-        example="graph error-rate service=checkout --range 6h",
-    ),
-]
+def commands(presets: Presets, slo_targets: SloTargets) -> list[Command]:
+    """The Prometheus and Alertmanager commands, for the `presets:` and `slo:` sections given."""
+    names = presets.names
+    return [
+        Command(
+            "promql",
+            "Run a PromQL query: a table of series and values, or with --range each series' min/avg/max/last",
+            (Arg("expr", "PromQL expression, quotes kept as typed", kind="rest", metavar="promql"),
+             _range(None, "run a range query over this span (e.g. 1h)")),
+            run=promql,
+            backend="prometheus",
+            raw=True,
+            example='promql sum(rate(http_requests_total{status=~"5.."}[5m])) by (handler)',
+        ),
+        Command(
+            "metric",
+            "A runbook metric now (error-rate, latency-p95, db-pool, node-cpu, …) against its warning/critical "
+            "thresholds",
+            (Arg("preset", "preset name: " + ", ".join(names), convert=preset_name(names)), _FILTERS),
+            run=partial(metric, presets),
+            backend="prometheus",
+            example="metric error-rate service=checkout",
+        ),
+        Command(
+            "slo",
+            "The SLA table measured now: availability (5 m, 30 d), API p95, error rate, DB p95, and the month's "
+            "error budget left",
+            (_FILTERS,),
+            run=partial(slo, slo_targets),
+            backend="prometheus",
+            example="slo service=checkout",
+        ),
+        Command(
+            "alerts",
+            "What is firing in Alertmanager: severity, age, summary; silenced and inhibited alerts say by what",
+            (),
+            run=alerts,
+            backend="alertmanager",
+            example="alerts",
+        ),
+        Command(
+            "targets",
+            "Prometheus scrape targets that are down, with job, last error and last scrape",
+            (),
+            run=targets,
+            backend="prometheus",
+            example="targets",
+        ),
+        Command(
+            "graph",
+            "Chart a preset (with label filters) or a PromQL expression over a range, with its thresholds, "
+            "as a PNG",
+            (Arg("query", "a preset name and label filters, or a PromQL expression", kind="rest",
+                 convert=graph_query(names), metavar="preset|promql"),
+             _range(DEFAULT_GRAPH_RANGE, "the span to chart (default 1h)")),
+            run=partial(graph, presets),
+            backend="prometheus",
+            raw=True,
+            example="graph error-rate service=checkout --range 6h",
+        ),
+    ]

@@ -1,6 +1,6 @@
 """Keep README's command table and the Slack manifests' usage hint in step with the table.
 
-    python -m bot.commands.docs           rewrite them from bot/commands.py's table
+    python -m bot.commands.docs           rewrite them from bot/commands/table.py's table (no chatops.yaml)
     python -m bot.commands.docs --check   exit 1 (naming the file) if either is out of date
 """
 
@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from bot.all_sections import Sections
 from bot.commands.parser import CommandTable
 from bot.commands.table import build_table
 
@@ -41,7 +42,7 @@ def render_manifest(text: str, table: CommandTable) -> str:
 
 
 def main(argv: list[str]) -> int:
-    table = build_table()
+    table = build_table(Sections())
     stale = []
     for path, render in [(README, render_readme), *((m, render_manifest) for m in MANIFESTS)]:
         current = path.read_text(encoding="utf-8")

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from bot.all_sections import Sections
+from bot.checks import aws, elasticsearch, http, kubernetes, monitoring, postgres, prometheus
 from bot.commands.model import Command
 from bot.commands.parser import CommandTable
 
 
-def build_table() -> CommandTable:
-    """Every /ops subcommand, in the order `help` lists them.
+def build_table(sections: Sections) -> CommandTable:
+    """Every /ops subcommand, in the order `help` lists them, built from chatops.yaml's parsed sections.
 
     Each backend's commands are declared in its own module of bot/checks, next to the
-    functions that run them; this is the one place they are put together.
+    functions that run them; this is the one place they are put together. Modules with a
+    section get it here, once (`Sections()` gives the defaults: no chatops.yaml).
     """
-    from bot.checks import all_commands
-
     table = CommandTable()
     table.add(Command("help", "List the commands and what each needs", (), run=None))
-    for command in all_commands():
+    for command in [
+        *kubernetes.COMMANDS,
+        *prometheus.commands(sections.presets, sections.slo),
+        *elasticsearch.commands(sections.elasticsearch),
+        *aws.commands(sections.aws),
+        *postgres.COMMANDS,
+        *http.commands(sections.dependencies),
+        *monitoring.COMMANDS,
+    ]:
         table.add(command)
     return table

@@ -1,9 +1,11 @@
-"""The runtime state every handler shares: settings, clients, command table, metrics, store."""
+"""The runtime state every handler shares: settings, chatops.yaml's sections, clients, command table,
+metrics, store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.all_sections import Sections
 from bot.clients import Clients
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
@@ -21,6 +23,7 @@ class Runtime:
     """
 
     settings: Settings
+    sections: Sections
     clients: Clients
     table: CommandTable
     metrics: Metrics

@@ -54,6 +54,7 @@ async def post_once(
     done: Callable[[PostRecord], Awaitable[None]],
     now: float,
     thread_ts: str | None = None,
+    fresh: bool = False,
 ) -> Posted:
     """Post `text`/`blocks` unless `record` shows it was posted.
 
@@ -61,10 +62,10 @@ async def post_once(
     `begin(new_record)`: store the attempt before posting; returns the record as stored (an
     attempt recorded by someone else in between wins, and its marker is searched for).
     `done(record_with_ts)`: store the outcome.
+    `fresh`: the caller has just stored `record` itself, so nothing can have been posted with it.
     """
     if record is not None and record.ts:
         return Posted(record.ts, record.channel or channel)
-    fresh = False
     if record is None:
         attempt = PostRecord.new(now)
         record = await begin(attempt)

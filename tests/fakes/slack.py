@@ -12,7 +12,7 @@ files methods given a name answer channel_not_found. `fake.channel_id("#alerts")
 stable ID of a name; `fake.channel_names[id]` its name.
 
 Web API methods served: auth.test, chat.postMessage, chat.postEphemeral, chat.update,
-conversations.info, conversations.history, conversations.replies, files.getUploadURLExternal,
+conversations.info, conversations.list, conversations.history, conversations.replies, files.getUploadURLExternal,
 files.completeUploadExternal, apps.connections.open.
 
 What it records, for assertions:
@@ -105,6 +105,7 @@ BOT_METHODS = (
     "chat.postEphemeral",
     "chat.update",
     "conversations.info",
+    "conversations.list",
     "conversations.history",
     "conversations.replies",
     "files.getUploadURLExternal",
@@ -465,6 +466,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
@@ -1145,6 +1147,23 @@ class FakeSlack:
                 "is_member": not self._arranged(self.not_in_channel, channel),
             }
         }
+
+    def _conversations_list(self, params: Params) -> dict[str, Any]:
+        """Every channel the fake knows (named by channel_id() or posted to), sorted by ID, paged by
+        `limit` (default 100, max 1000) and `cursor` (the next channel's ID). The bot needs
+        channels:read (public) and groups:read (private) for it."""
+        known = set(self.channel_names) | {channel for channel, _ in self._messages}
+        ids = sorted(c for c in known if is_channel_id(c) and not self._arranged(self.unknown_channels, c))
+        limit = _limit_arg(params.get("limit"), 100, 1000)
+        cursor = str(params.get("cursor") or "")
+        if cursor:
+            if cursor not in ids:
+                raise SlackError("invalid_cursor")
+            ids = ids[ids.index(cursor):]
+        page, rest = ids[:limit], ids[limit:]
+        answer: dict[str, Any] = {"channels": [self._conversations_info({"channel": c})["channel"] for c in page]}
+        answer["response_metadata"] = {"next_cursor": rest[0] if rest else ""}
+        return answer
 
     def _thread_fields(self, message: Message) -> dict[str, Any]:
         """What Slack adds to a message in conversations.* about its thread."""

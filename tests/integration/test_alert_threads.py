@@ -18,6 +18,8 @@ pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 TOKEN = "am-webhook-token-123"
+# Slack or Alertmanager failing is retried within a fraction of a second in these tests.
+FAST_RETRIES = {"poll_seconds": 0.05, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.3}
 
 
 def webhook_body(**alert_changes) -> dict:
@@ -32,6 +34,7 @@ def chatops_yaml(tmp_path):
     def write(**alerts) -> str:
         config = {
             "alerts": {"post_interval": 0, "edit_interval": 0.05, **alerts},
+            "delivery": FAST_RETRIES,
             "playbooks": {
                 "HighErrorRate": {"steps": ["pods {deployment} -n prod", "monitoring"], "actions": ["circuit-breaker"]},
                 "default": {"steps": ["pods {deployment} -n prod"]},
@@ -299,15 +302,17 @@ async def test_alertmanager_posting_with_the_bots_own_token_is_not_dropped_as_a_
     assert len(thread(fake_slack, "C0ALERTS", "1732500888.000100")) == 1
 
 
-async def test_an_alert_whose_post_failed_is_posted_when_it_is_notified_again(bot, http, fake_slack):
+async def test_an_alert_whose_post_is_refused_is_retried_until_the_bot_is_invited(bot, http, fake_slack):
     fake_slack.not_in_channel.add("#alerts-critical")
-    await post_webhook(http, bot, webhook_body())
-    await bot.threads.drain()
+    status, _ = await post_webhook(http, bot, webhook_body())
+    assert status == 200
+    await fake_slack.wait_for("chat.postMessage", ok=False, count=2, timeout=10)  # refused, tried again
     assert not fake_slack.messages()
     fake_slack.not_in_channel.discard("#alerts-critical")  # someone invites the bot
-    await post_webhook(http, bot, webhook_body())
-    await bot.threads.drain()
-    assert len([m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]) == 1
+    await asyncio.wait_for(bot.threads.drain(), 15)
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    (reply,) = thread(fake_slack, "#alerts-critical", root.ts)
+    assert "Investigation · HighErrorRate" in json.dumps(reply.blocks, ensure_ascii=False)
 
 
 async def test_an_alert_resolved_before_its_post_went_out_is_posted_resolved_without_investigating(

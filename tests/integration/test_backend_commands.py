@@ -1,5 +1,5 @@
 """The Elasticsearch, AWS, PostgreSQL and HTTP commands as /ops commands: parsed from the
-command table and run by bot.runners.execute (what Slack and the terminal share), end to end
+command table and run by bot.commands.execute (what Slack and the terminal share), end to end
 through the bot over HTTP, with each backend stopped, and with bad chatops.yaml sections."""
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.all_sections import Sections, load_sections
 from bot.clients import Clients
-from bot.commands.model import Context
-from bot.commands.table import build_table
-from bot.errors import ConfigError
-from bot.settings import Settings, load_settings
-from bot.errors import UsageError
-from bot.commands.report import Report
 from bot.commands.execute import execute
+from bot.commands.model import Context
+from bot.commands.parser import CommandTable
+from bot.commands.report import Report
+from bot.commands.table import build_table
+from bot.errors import ConfigError, UsageError
+from bot.settings import Settings, load_settings
 from diagnostics.result import Status
 from tests.servers.aws import REGION
 from tests.slack_requests import send_slash_command
@@ -36,22 +37,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def ops_context(**settings: Any) -> AsyncIterator[tuple[Context, list[str]]]:
-    """A Context as app.py builds it, and the list of backends it reported failing."""
+async def ops_context(**settings: Any) -> AsyncIterator[tuple[Context, CommandTable, list[str]]]:
+    """A Context and command table as app.py builds them, and the list of backends reported failing."""
     failed: list[str] = []
     built = Settings(diagnostic_timeout=settings.pop("diagnostic_timeout", 2), **settings)
+    table = build_table(load_sections(built))
     clients = await Clients.build(built)
     try:
-        yield Context(built, clients, on_backend_error=failed.append), failed
+        yield Context(built, clients, on_backend_error=failed.append), table, failed
     finally:
         await clients.close()
 
 
 async def ops(text: str, **settings: Any) -> tuple[Report, list[str], float]:
     """Run `/ops <text>`: the report, the backends that failed, and how long it took."""
-    async with ops_context(**settings) as (ctx, failed):
+    async with ops_context(**settings) as (ctx, table, failed):
         started = time.monotonic()
-        report = await execute(build_table().parse(text, "default"), ctx)
+        report = await execute(table.parse(text, "default"), ctx)
         return report, failed, time.monotonic() - started
 
 
@@ -129,11 +131,11 @@ async def test_db_top_runs_the_statements_view(postgres_server):
 ])  # fmt: skip
 def test_bad_arguments_are_usage_errors(text, message):
     with pytest.raises(UsageError, match=message):
-        build_table().parse(text, "default")
+        build_table(Sections()).parse(text, "default")
 
 
 def test_usage_lines():
-    table = build_table()
+    table = build_table(Sections())
     assert [table.commands[n].usage for n in ("errors", "slow", "rds", "elb", "cache", "db", "deps")] == [
         "errors [<app>] [--since <duration>]", "slow [--min-ms <ms>] [--since <duration>]", "rds [<instance>]",
         "elb [<target-group>]", "cache [<cluster>]", "db [top]", "deps",
@@ -192,12 +194,17 @@ async def test_slash_deps_posts_each_dependency(slash, tmp_path, unused_tcp_port
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"elasticsearch": {"index": ""}}, "elasticsearch.index must be a non-empty string"),
-    ({"elasticsearch": {"indices": "x"}}, "unknown setting elasticsearch.indices"),
-    ({"elasticsearch": {"default_app": "bad app"}}, "elasticsearch.default_app:"),
+    ({"elasticsearch": {"index": ""}}, "elasticsearch.index: must be a non-empty string, not ''"),
+    ({"elasticsearch": {"indices": "x"}}, "elasticsearch.indices: unknown key (did you mean index?)"),
+    ({"elasticsearch": {"default_app": "bad app"}}, "elasticsearch.default_app: `bad app` is not a valid"),
     ({"aws": {"target_group_arn": "arn:aws:s3:::bucket"}}, "aws.target_group_arn: `arn:aws:s3:::bucket` is not"),
-    ({"aws": {"rds_instance": 5}}, "aws.rds_instance must be a non-empty string, not 5"),
-    ({"dependencies": [{"name": "x", "url": "nope"}]}, "url 'nope' is not an http(s) URL"),
+    ({"aws": {"rds_instance": 5}}, "aws.rds_instance: must be a non-empty string, not 5"),
+    ({"dependencies": [{"name": "x", "url": "nope"}]}, "dependencies[0].url: must be an http(s) URL, not 'nope'"),
+    ({"alerts": {"cooldown": 5}}, "alerts.cooldown: unknown key (did you mean cooldown_minutes?)"),
+    ({"playbooks": {"DiskFull": {"step": ["nodes"]}}}, "playbooks.DiskFull.step: unknown key (did you mean steps?)"),
+    ({"playbooks": {"DiskFull": {"steps": ["nodes --all"]}}},
+     "playbooks.DiskFull.steps[0]: 'nodes --all': `nodes` has no option `--all`"),
+    ({"delivery": {"poll_seconds": -1}}, "delivery.poll_seconds: must be a number more than 0, not -1"),
 ])  # fmt: skip
 async def test_a_bad_section_value_stops_the_bot_with_one_line(start_bot, bot_env, tmp_path, section, message):
     config = tmp_path / "chatops.yaml"
@@ -231,5 +238,7 @@ def test_a_good_chatops_yaml_loads(tmp_path):
                 "target_group_arn": "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/api/0123abcd"},
         "dependencies": [{"name": "OpenAI API", "url": "https://api.openai.com/v1/models"}],
     }))  # fmt: skip
-    settings = load_settings({"CHATOPS_CONFIG": str(config)}, mode="cli")
-    assert settings.sections["aws"]["rds_instance"] == "claude-db"
+    sections = load_sections(load_settings({"CHATOPS_CONFIG": str(config)}, mode="cli"))
+    assert sections.aws.rds_instance == "claude-db"
+    assert sections.elasticsearch.index == "logs-*" and sections.elasticsearch.default_app == "web"
+    assert [d.name for d in sections.dependencies] == ["OpenAI API"]

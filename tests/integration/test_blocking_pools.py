@@ -16,11 +16,12 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from bot.all_sections import Sections
 from bot.clients import Clients
+from bot.commands.execute import execute
 from bot.commands.model import Context
 from bot.commands.table import build_table
 from bot.settings import Settings
-from bot.commands.execute import execute
 from diagnostics.result import Status
 from tests.servers.aws import REGION
 
@@ -42,7 +43,7 @@ async def test_a_blackholed_aws_endpoint_does_not_time_out_prometheus_queries(aw
     settings = Settings(aws_region=REGION, aws_endpoint_url=blackhole, prometheus_url=prometheus.url,
                         diagnostic_timeout=2)
     clients = await Clients.build(settings)
-    table = build_table()
+    table = build_table(Sections())
     try:
         ctx = Context(settings, clients)
         # More hanging AWS calls than the AWS pool has threads (distinct names: none coalesce).

@@ -117,7 +117,7 @@ async def slow_kubernetes(tmp_path, slow_kubernetes_called):
 
 
 async def test_stop_lets_the_command_in_flight_finish_and_turns_new_ones_away(
-    start_bot, bot_env, http, fake_slack, signing_secret, slow_kubernetes
+    start_bot, bot_env, http, fake_slack, signing_secret, slow_kubernetes, slow_kubernetes_called
 ):
     bot = await start_bot({**bot_env, "KUBECONFIG": str(slow_kubernetes)})
     url = f"http://127.0.0.1:{bot.port}/slack/events"

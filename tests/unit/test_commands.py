@@ -2,15 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import UsageError
+from bot.all_sections import Sections
 from bot.commands.table import build_table
+from bot.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def table():
-    return build_table()
+    return build_table(Sections())
 
 
 @pytest.mark.parametrize(

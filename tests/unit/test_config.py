@@ -86,11 +86,44 @@ def test_yaml_file_sets_structured_settings(tmp_path):
     assert settings.diagnostic_timeout == 5.0
 
 
-def test_yaml_typo_is_reported_with_the_known_keys(tmp_path):
+def test_yaml_typo_is_reported_with_the_closest_key(tmp_path):
     path = tmp_path / "chatops.yaml"
     path.write_text("default_namespce: prod\n")
-    with pytest.raises(ConfigError, match="unknown setting 'default_namespce'.*default_namespace"):
+    with pytest.raises(ConfigError) as e:
         load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+    assert str(e.value) == f"{path}: default_namespce: unknown key (did you mean default_namespace?)"
+
+
+def test_an_unknown_top_level_key_without_a_close_one_lists_the_keys_and_sections(tmp_path):
+    path = tmp_path / "chatops.yaml"
+    path.write_text("frobnicate: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+    assert str(e.value).startswith(f"{path}: frobnicate: unknown key (known: default_namespace, diagnostic_timeout,")
+    assert str(e.value).endswith(", alerts, delivery)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("diagnostic_timeout: '5'\n", "diagnostic_timeout: must be a number more than 0 and at most 120, not '5'"),
+    ("diagnostic_timeout: 500\n", "diagnostic_timeout: must be a number more than 0 and at most 120, not 500"),
+    ("cache_ttl: true\n", "cache_ttl: must be a number of at least 0, not True"),
+    ("grafana_url: grafana:3000\n",
+     "grafana_url: must be an http(s) URL such as http://grafana:3000, not 'grafana:3000'"),
+])
+def test_a_wrong_top_level_value_says_what_it_must_be(tmp_path, text, message):
+    path = tmp_path / "chatops.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_settings_keep_the_sections_raw_for_bot_sections_to_parse(tmp_path):
+    path = tmp_path / "chatops.yaml"
+    path.write_text("alerts: {cooldown_minutes: 5}\ngrafana_url: http://grafana:3000/\n")
+    settings = load_settings({"CHATOPS_CONFIG": str(path)}, mode="cli")
+    assert settings.sections == {"alerts": {"cooldown_minutes": 5}}
+    assert settings.grafana_url == "http://grafana:3000" and settings.config_name == str(path)
 
 
 def test_broken_yaml_names_the_line(tmp_path):
