@@ -31,14 +31,14 @@ from bot.alerting.config import AlertSettings
 from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
 from bot.alerting.model import Alert, Notification, alert_from_doc, alert_to_doc
 from bot.alerting.playbooks import MISSING_PREFIX, Playbooks
-from bot.alerting.state import AlertThread, change_thread, iso, load_thread
+from bot.alerting.state import THREAD_TTL, AlertThread, change_thread, iso, load_thread
 from bot.commands.execute import execute
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
 from bot.commands.report import describe_exception
 from bot.errors import UsageError
 from bot.settings import Settings
-from bot.slack.once import Posted, PostRecord, post_once
+from bot.slack.once import Posted, PostRecord, StoreLedger, post_once
 from bot.slack.poster import Poster
 from bot.slack.render import Message
 from bot.slack.render_alerts import alert_message, investigation_message
@@ -273,16 +273,9 @@ class AlertThreads:
 
     async def _post_once(self, key: str, thread: AlertThread, name: str, message: Message,
                          thread_ts: str | None = None, fresh: bool = False) -> Posted:
-        async def begin(record: PostRecord) -> PostRecord:
-            stored = await self._change(key, thread, lambda t: t if name in t.posts else t.with_post(name, record))
-            return stored.posts[name]
-
-        async def done(record: PostRecord) -> None:
-            await self._change(key, thread, lambda t: t.with_post(name, record))
-
-        return await post_once(self.poster, thread.channel, message.text, message.blocks or None,
-                               record=thread.posts.get(name), begin=begin, done=done, now=self.clock.now(),
-                               thread_ts=thread_ts, fresh=fresh)
+        ledger = StoreLedger(self.store, key, ("posts", name), THREAD_TTL)
+        return await post_once(self.poster, ledger, thread.channel, message.text, message.blocks or None,
+                               now=self.clock.now(), thread_ts=thread_ts, fresh=fresh)
 
     # ------------------------------------------------------------------ the investigation
 

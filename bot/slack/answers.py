@@ -25,7 +25,7 @@ from bot.commands.parser import CommandTable
 from bot.commands.report import Report, describe_exception
 from bot.errors import UsageError
 from bot.slack.mrkdwn import code, escape, safe, safe_file
-from bot.slack.once import Posted, PostRecord, post_once
+from bot.slack.once import Posted, StoreLedger, post_once
 from bot.slack.poster import Poster
 from bot.slack.render import Message, report_message
 from bot.state import keys
@@ -101,8 +101,7 @@ class CommandAnswers:
         except UsageError as e:  # the handler answered this in the ack; a changed table since?
             log.warning("recorded command %r no longer parses: %s", request.text, e.message)
             return
-        done = await self.store.get(key)
-        record = PostRecord(**done.value["answer"]) if done is not None and "answer" in done.value else None
+        record = await StoreLedger(self.store, key, ("answer",), ANSWER_TTL).record()
         if record is not None and record.ts:
             return  # posted before a restart; its files went with it or are lost (never twice)
         try:
@@ -115,24 +114,16 @@ class CommandAnswers:
             return
         footer = f"{self._echo(invocation)} · requested by {_mention(request)} · {report.elapsed:.1f} s"
         message = report_message(report, footer)
-        posted = await self._post(key, request, message, record)
+        posted = await self._post(key, request, message)
         await self._upload_files(request, posted, report)
         self._observe(request, "ok")
 
-    async def _post(self, key: str, request: Request, message: Message, record: PostRecord | None) -> Posted | None:
+    async def _post(self, key: str, request: Request, message: Message) -> Posted | None:
         """Post in the channel once; None when the bot answered through response_url instead."""
-        async def begin(attempt: PostRecord) -> PostRecord:
-            if await self.store.put_if(key, {"answer": attempt.__dict__}, None, ttl=ANSWER_TTL) is not None:
-                return attempt
-            stored = await self.store.get(key)
-            return PostRecord(**stored.value["answer"]) if stored is not None else attempt
-
-        async def done(posted: PostRecord) -> None:
-            await self.store.put(key, {"answer": posted.__dict__}, ttl=ANSWER_TTL)
-
+        ledger = StoreLedger(self.store, key, ("answer",), ANSWER_TTL)
         try:
-            return await post_once(self.poster, request.channel, message.text, message.blocks, record=record,
-                                   begin=begin, done=done, now=self.store.clock.now())
+            return await post_once(self.poster, ledger, request.channel, message.text, message.blocks,
+                                   now=self.store.clock.now())
         except SlackApiError as e:
             error = e.response.get("error", "")
             if error not in _POST_VIA_RESPONSE_URL:

@@ -46,6 +46,8 @@ class Poster:
         channel IDs Slack answered for channel names, across restarts."""
         self.client = client
         self.reader = reader or client
+        # After this long an attempt to post has landed or its client has given up on it.
+        self.settle_seconds = float(getattr(client, "timeout", 30) or 30) + 1.0
         self.interval = interval
         self.store = store
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

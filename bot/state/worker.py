@@ -192,7 +192,7 @@ class Worker:
         """Doubling from retry_initial_seconds to retry_max_seconds, with jitter; a TemporaryError's
         own delay (Slack's Retry-After) when it gives one."""
         if isinstance(error, TemporaryError) and error.delay is not None:
-            return min(error.delay, self.config.retry_max_seconds)
+            return error.delay  # known: Slack's Retry-After, or when an earlier attempt has settled
         base = min(self.config.retry_max_seconds, self.config.retry_initial_seconds * 2 ** max(attempts - 1, 0))
         return base * (0.5 + random.random() / 2)
 

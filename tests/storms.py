@@ -1,0 +1,52 @@
+"""Alert storms for tests: Alertmanager webhook bodies, and what "every alert posted once with its
+investigation" means in the fake Slack."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
+FINISHED = "Investigation · HighErrorRate"  # the investigation reply's heading once every step is done
+
+
+def storm(count: int, start: int = 0) -> dict[str, Any]:
+    """One Alertmanager webhook body carrying `count` firing HighErrorRate alerts."""
+    body = json.loads((FIXTURES / "webhook-firing.json").read_text())
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for i in range(start, start + count):
+        alert = copy.deepcopy(template)
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"] = {**alert["labels"], "instance": f"pod-{i}"}
+        body["alerts"].append(alert)
+    return body
+
+
+def split(body: dict[str, Any], parts: int) -> list[dict[str, Any]]:
+    """The storm as `parts` notifications (a replica each, or Alertmanager's groups)."""
+    return [{**body, "alerts": body["alerts"][i::parts]} for i in range(parts)]
+
+
+def fingerprints(body: dict[str, Any]) -> list[str]:
+    return [alert["fingerprint"] for alert in body["alerts"]]
+
+
+def is_finished_investigation(message: Any) -> bool:
+    return bool(message.thread_ts) and FINISHED in json.dumps(message.blocks, ensure_ascii=False)
+
+
+def assert_each_alert_posted_once_with_its_investigation(fake_slack: Any, expected: list[str],
+                                                         channel: str = "#alerts-critical") -> None:
+    messages = fake_slack.messages(channel)
+    roots = [m for m in messages if m.thread_ts is None]
+    posted = [json.dumps(root.blocks) for root in roots]
+    for fingerprint in expected:
+        assert sum(f"`{fingerprint}`" in text for text in posted) == 1, f"{fingerprint}: {len(roots)} roots"
+    assert len(roots) == len(expected)
+    for root in roots:
+        replies = [m for m in messages if m.thread_ts == root.ts]
+        assert len(replies) == 1, [r.text for r in replies]
+        assert is_finished_investigation(replies[0]), replies[0].text
