@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.alerting.threads import AlertThreads
-    from bot.commands.report import Report
     from bot.runtime.runtime import Runtime
     from bot.slack.poster import Poster
     from bot.state.worker import Worker

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.settings import Settings, safe_url
 from bot.commands.report import BackendLocation
+from bot.settings import Settings, safe_url
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from diagnostics.durations import compact_duration
 from diagnostics.http_api import BackendError
 from diagnostics.presets import Thresholds
-from diagnostics.durations import compact_duration
 from diagnostics.prometheus import PrometheusSource, series_name, worst_summary
 from diagnostics.promql import format_value
 from diagnostics.result import FileAttachment, Link, Result, Status

@@ -17,8 +17,8 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alerting.threads import AlertThreads
 from bot.alerting.ingest import AlertPayloadError, parse_post, parse_webhook
+from bot.alerting.threads import AlertThreads
 from bot.commands.report import describe_exception
 from bot.runtime.runtime import Runtime
 

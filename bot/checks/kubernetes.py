@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from bot.commands.args import choice, duration, integer, k8s_name
 from bot.checks.common import NAMESPACE, Check, run_checks
+from bot.commands.args import choice, duration, integer, k8s_name
 from bot.commands.model import Arg, Command, Context
-from bot.errors import UsageError
 from bot.commands.report import Report
+from bot.errors import UsageError
 from diagnostics.result import Result
 
 DEPLOYMENT = Arg("deployment", "deployment name", convert=k8s_name)

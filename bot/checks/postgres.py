@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.commands.args import choice
 from bot.checks.common import Check, run_checks
+from bot.commands.args import choice
 from bot.commands.model import Arg, Command, Context
 from bot.commands.report import Report
 

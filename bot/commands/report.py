@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 

@@ -9,8 +9,8 @@ from typing import Any, Awaitable, Callable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
-from bot.slack.mrkdwn import redact
 from bot.commands.report import describe_exception
+from bot.slack.mrkdwn import redact
 from bot.state.store import Store
 
 CHECK_TIMEOUT = 3.0

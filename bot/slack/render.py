@@ -18,9 +18,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.slack.mrkdwn import safe
-from bot.slack.mrkdwn import link_url, truncate
 from bot.commands.report import Report
+from bot.slack.mrkdwn import link_url, safe, truncate
 from diagnostics.result import Result, Row, Status
 
 if TYPE_CHECKING:

@@ -8,10 +8,9 @@ from typing import Sequence
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
 
 from bot.alerting.model import Alert
-from bot.slack.mrkdwn import safe
-from bot.slack.mrkdwn import link_url, truncate
-from diagnostics.durations import spoken_duration
+from bot.slack.mrkdwn import link_url, safe, truncate
 from bot.slack.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
+from diagnostics.durations import spoken_duration
 from diagnostics.result import Result
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}

@@ -30,7 +30,7 @@ from kubernetes.aio.client import ApiClient, ApiException, V1Pod
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
-from diagnostics.kubernetes.client import status_message, call_api
+from diagnostics.kubernetes.client import call_api, status_message
 from diagnostics.kubernetes.deploy import deployment_pods, missing, read_deployment, read_or_none
 from diagnostics.kubernetes.pod_health import analyse_pod
 from diagnostics.result import FileAttachment, Result, Row, Status

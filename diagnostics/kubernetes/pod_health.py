@@ -19,7 +19,6 @@ from kubernetes.aio.client import V1Deployment, V1Pod
 from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.result import Result, Row, Status
 
-
 POD_COLUMNS = ("Pod", "Phase", "Ready", "Restarts", "Age", "Node")
 
 # Healthy rows kept when the rest are folded into `folded_rows_note`.

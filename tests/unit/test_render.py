@@ -1,7 +1,7 @@
 import json
 
-from bot.slack.render import MAX_BLOCKS, SECTION_LIMIT, report_message, report_text
 from bot.commands.report import Report
+from bot.slack.render import MAX_BLOCKS, SECTION_LIMIT, report_message, report_text
 from diagnostics.result import Link, Result, Row, Status
 
 
