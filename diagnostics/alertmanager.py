@@ -46,7 +46,7 @@ def alerts_result(alerts: list[dict[str, Any]], silences: dict[str, str], *, tit
     alerts = sorted(alerts, key=lambda a: (_suppressed(a), _SEVERITY_ORDER.get(_severity(a), 2),
                                            a.get("startsAt", "")))
     rows = [_row(a, silences, names, now) for a in alerts]
-    active = [r for r, a in zip(rows, alerts) if not _suppressed(a)]
+    active = [r for r, a in zip(rows, alerts, strict=True) if not _suppressed(a)]
     suppressed = len(rows) - len(active)
     links = [Link("Open Alertmanager", f"{location.rstrip('/')}/#/alerts")]
     if active:

@@ -42,7 +42,7 @@ async def readiness(clients: Clients, slack: AsyncWebClient | None, store: Store
         checks["database"] = lambda: _database(s.database_url)
     names = list(checks)
     outcomes = await asyncio.gather(*(_timed(checks[n], s.secrets()) for n in names))
-    return dict(zip(names, outcomes))
+    return dict(zip(names, outcomes, strict=True))
 
 
 async def _timed(check: Callable[[], Awaitable[None]], secrets: tuple[str, ...]) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - try again next beat; the lease outlives a beat
                 log.warning("cannot renew %d lease(s) (%s)", len(held), _one_line(e))
                 continue
-            for (lane, task, _), new in zip(held, renewed):
+            for (lane, task, _), new in zip(held, renewed, strict=False):
                 if new is None:
                     log.warning("lost the lease of job %s (another worker took it); stopping it here",
                                 lane.running.get(task, _).job.id)
