@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.commands.model import Arg, Command, Invocation
+from bot.commands.model import Arg, Args, Command, Invocation
 from bot.errors import UsageError
 
 
@@ -25,7 +26,7 @@ class CommandTable:
             raise ValueError(f"duplicate command {command.name}")
         self.commands[command.name] = command
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Command]:
         return iter(self.commands.values())
 
     def parse(self, text: str, default_namespace: str) -> Invocation:
@@ -57,7 +58,7 @@ def split_words(text: str) -> list[str]:
         raise UsageError(f"Could not read the arguments: {e}.") from None
 
 
-def _parse_args(command: Command, words: list[str], default_namespace: str) -> dict[str, object]:
+def _parse_args(command: Command, words: list[str], default_namespace: str) -> Args:
     return _convert(command, _read_words(command, words), default_namespace)
 
 
@@ -117,10 +118,10 @@ def _option_value(arg: Arg, flag: str, inline: str, words: list[str], i: int, us
     raise UsageError(f"`{flag}` needs a value.", usage)
 
 
-def _convert(command: Command, raw: dict[str, str], default_namespace: str) -> dict[str, object]:
+def _convert(command: Command, raw: dict[str, str], default_namespace: str) -> Args:
     """Each argument's value: converted from its text, else its default; a missing required one is an error."""
     usage = command.usage
-    values: dict[str, object] = {}
+    values: Args = {}
     for arg in command.args:
         if arg.name in raw:
             if arg.kind == "switch":

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
@@ -69,7 +70,7 @@ async def _kubernetes(clients: Clients) -> None:
 
 
 async def _http(clients: Clients, url: str) -> None:
-    async with clients.http.get(url, timeout=CHECK_TIMEOUT) as response:
+    async with clients.http.get(url, timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT)) as response:
         if response.status >= 400:
             raise RuntimeError(f"HTTP {response.status}")
 

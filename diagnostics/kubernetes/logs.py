@@ -241,7 +241,7 @@ async def workload_logs(
             result.summary += f" · first {len(chosen)} of {len(names)} pods read"
         return result
 
-    return await call_api(api, title, fetch, timeout=timeout)  # type: ignore[return-value]
+    return await call_api(api, title, fetch, timeout=timeout)
 
 
 async def _find_pods(
@@ -266,7 +266,7 @@ async def _read_log(
     now: datetime, timeout: float, cache: QueryCache | None,
 ) -> PodLog:
     core = client.CoreV1Api(api)
-    name = pod.metadata.name if pod.metadata is not None else "?"
+    name = (pod.metadata.name if pod.metadata is not None else None) or "?"
     container = query.container or default_container(pod)
     hint = ""
     health = analyse_pod(pod, now=now)

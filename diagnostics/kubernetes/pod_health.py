@@ -97,11 +97,19 @@ _STARTING = {"ContainerCreating", "PodInitializing"}
 
 def as_pod(pod: V1Pod | Mapping[str, Any]) -> V1Pod:
     """Accept the typed model or the API's plain dict (as tests and fixtures build them)."""
-    return pod if isinstance(pod, V1Pod) else V1Pod.from_dict(dict(pod))
+    if isinstance(pod, V1Pod):
+        return pod
+    parsed = V1Pod.from_dict(dict(pod))
+    assert parsed is not None  # from_dict answers None for None only
+    return parsed
 
 
 def as_deployment(deployment: V1Deployment | Mapping[str, Any]) -> V1Deployment:
-    return deployment if isinstance(deployment, V1Deployment) else V1Deployment.from_dict(dict(deployment))
+    if isinstance(deployment, V1Deployment):
+        return deployment
+    parsed = V1Deployment.from_dict(dict(deployment))
+    assert parsed is not None  # from_dict answers None for None only
+    return parsed
 
 
 def analyse_pod(pod: V1Pod | Mapping[str, Any], *, now: datetime) -> PodHealth:
