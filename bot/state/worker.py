@@ -62,6 +62,7 @@ class Worker:
         self._lanes: dict[str, _Lane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lost: set[asyncio.Task[None]] = set()
+        self._active: set[asyncio.Task[None]] = set()  # every job task until it has fully ended
         self._stopping = False
         self._progress = asyncio.Event()  # set whenever a job ends (idle() waits on it)
 
@@ -103,8 +104,9 @@ class Worker:
         while not self._stopping:
             free = lane.concurrency - len(lane.running)
             leased: list[Lease] = []
+            # Cleared before leasing: work submitted (or a slot freed) from here on wakes the wait.
+            lane.wake.clear()
             if free > 0:
-                lane.wake.clear()
                 try:
                     leased = await self.store.lease(self.owner, lane.name, free, self.config.lease_seconds)
                     failures = 0
@@ -114,8 +116,9 @@ class Worker:
                         log.warning("cannot lease %s work from the store (%s); retrying", lane.name, _one_line(e))
                 for lease in leased:
                     task = asyncio.get_running_loop().create_task(self._run(lane, lease),
-                                                                  name=f"job:{lease.job.id}")
+                                                                  name=f"{lane.name}|{lease.job.id}")
                     lane.running[task] = lease
+                    self._active.add(task)
             if free > 0 and leased and len(leased) == free:
                 continue  # every slot filled: there may be more due right now, once one frees up
             with contextlib.suppress(asyncio.TimeoutError):
@@ -132,17 +135,18 @@ class Worker:
                 raise PermanentError(f"no handler for jobs of kind {job.kind!r}")
             await handler(job)
         except asyncio.CancelledError:
+            current = lane.running.pop(task, lease)
             if task in self._lost:
                 outcome = "lost"  # another worker has it now: touch nothing
             else:
                 outcome = "released"
-                current = lane.running.get(task, lease)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.store.release(current))
         except Exception as e:  # noqa: BLE001 - every failure is retried or given up, never lost
-            outcome = await self._failed(lane, task, job, e)
+            outcome = await self._failed(lane.running.pop(task, lease), job, e)
         else:
-            current = lane.running.get(task, lease)
+            # Out of the heartbeat's hands first: a job deleted by finish() is not a lost lease.
+            current = lane.running.pop(task, lease)
             try:
                 if not await self.store.finish(current):
                     log.warning("job %s finished after its lease was lost; another worker may run it again",
@@ -151,16 +155,14 @@ class Worker:
                 log.warning("job %s done but not recorded as done (%s); it will run again", job.id, _one_line(e))
         finally:
             lane.running.pop(task, None)
+            self._active.discard(task)
             self._lost.discard(task)
             lane.wake.set()
             self._progress.set()
             if self.on_outcome is not None:
                 self.on_outcome(job.kind, outcome)
 
-    async def _failed(self, lane: _Lane, task: asyncio.Task[None], job: Job, error: Exception) -> str:
-        current = lane.running.get(task)
-        if current is None:
-            return "lost"
+    async def _failed(self, current: Lease, job: Job, error: Exception) -> str:
         age = self.store.clock.now() - job.created
         give_up = isinstance(error, PermanentError) or age >= self.config.give_up_after_minutes * 60
         try:
@@ -207,20 +209,21 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - try again next beat; the lease outlives a beat
                 log.warning("cannot renew %d lease(s) (%s)", len(held), _one_line(e))
                 continue
-            for (lane, task, _), new in zip(held, renewed, strict=False):
+            for (lane, task, old), new in zip(held, renewed, strict=False):
+                if task not in lane.running:
+                    continue  # it ended meanwhile (a finished job has no lease to renew)
                 if new is None:
-                    log.warning("lost the lease of job %s (another worker took it); stopping it here",
-                                lane.running.get(task, _).job.id)
+                    log.warning("lost the lease of job %s (another worker took it); stopping it here", old.job.id)
                     self._lost.add(task)
                     task.cancel()
-                elif task in lane.running:
+                else:
                     lane.running[task] = new
 
     # ------------------------------------------------------------------ stopping and waiting
 
     @property
     def running(self) -> int:
-        return sum(len(lane.running) for lane in self._lanes.values())
+        return len(self._active)
 
     async def stop(self, grace: float) -> None:
         """Stop leasing; let running jobs finish for up to `grace` seconds; hand back the rest."""
@@ -229,7 +232,7 @@ class Worker:
             lane.wake.set()
         serving = [t for t in self._tasks if t.get_name() != "worker:heartbeat"]
         await asyncio.gather(*serving, return_exceptions=True)
-        tasks = [task for lane in self._lanes.values() for task in lane.running]
+        tasks = list(self._active)
         if tasks:
             log.info("stopping: %d job(s) running, waiting up to %g s", len(tasks), grace)
             _, late = await asyncio.wait(tasks, timeout=grace)
@@ -248,7 +251,7 @@ class Worker:
         names = list(lanes or self._lanes)
         while True:
             self._progress.clear()
-            busy = any(self._lanes[n].running for n in names if n in self._lanes)
+            busy = any(task.get_name().split("|")[0] in names for task in self._active)
             if not busy and all([await self.store.pending(n) == 0 for n in names]):
                 return
             with contextlib.suppress(asyncio.TimeoutError):

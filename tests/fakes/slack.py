@@ -470,7 +470,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._changed: asyncio.Condition | None = None  # created in start(), bound to the test's loop
-        self._ts_micros = 1_732_500_000_000_000
+        self._ts_micros = 0  # the last ts handed out, in microseconds (see _next_ts)
         self._file_seq = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -957,7 +957,9 @@ class FakeSlack:
         await self._notify()
 
     def _next_ts(self) -> str:
-        self._ts_micros += 100
+        # Like Slack: the message's time (epoch seconds, microseconds), unique within the fake.
+        # Clients rely on it being the time: `oldest`/`latest` in conversations.* compare with it.
+        self._ts_micros = max(int(time.time() * 1_000_000), self._ts_micros + 1)
         return f"{self._ts_micros // 1_000_000}.{self._ts_micros % 1_000_000:06d}"
 
     # --- internals: HTTP -------------------------------------------------------------------------------

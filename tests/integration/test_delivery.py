@@ -1,0 +1,239 @@
+"""Nothing lost: what the bot accepts is posted once, whatever Slack, Alertmanager or the bot does.
+
+Each scenario runs on SQLite with one bot and on a real Redis with two replicas sharing it (the
+webhook and the events go to either replica). Outages are scaled down from a minute to about a
+second, with retries scaled down to match (FAST_RETRIES); the semantics are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import ClientSession, web
+
+from tests.plugins.kube import seed_checkout_prod
+from tests.slack_requests import send_slash_command
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
+TOKEN = "am-webhook-token-123"
+FAST_RETRIES = {"poll_seconds": 0.05, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.3,
+                "lease_seconds": 3, "slack_timeout_seconds": 1}
+FINISHED = "Investigation · HighErrorRate"
+
+
+def storm(count: int, start: int = 0) -> dict:
+    """One Alertmanager webhook body carrying `count` firing HighErrorRate alerts."""
+    body = json.loads((FIXTURES / "webhook-firing.json").read_text())
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for i in range(start, start + count):
+        alert = copy.deepcopy(template)
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"] = {**alert["labels"], "instance": f"pod-{i}"}
+        body["alerts"].append(alert)
+    return body
+
+
+def config_file(tmp_path: Path, **alerts) -> str:
+    path = tmp_path / "chatops.yaml"
+    path.write_text(yaml.safe_dump({
+        "alerts": {"post_interval": 0, "edit_interval": 0.05, **alerts},
+        "delivery": FAST_RETRIES,
+        "playbooks": {"HighErrorRate": {"steps": ["pods checkout -n prod"]}},
+    }))
+    return str(path)
+
+
+@pytest.fixture(params=["sqlite", "redis-2-replicas"])
+def replicas(request):
+    return request.param
+
+
+@pytest.fixture
+async def bots(replicas, start_bot, bot_env, kube, alertmanager, tmp_path, request):
+    """The bot: one on SQLite, or two replicas on one Redis."""
+    seed_checkout_prod(kube)
+    env = {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+           "ALERTMANAGER_URL": alertmanager.url, "CHATOPS_CONFIG": config_file(tmp_path)}
+    if replicas == "sqlite":
+        return [await start_bot(env)]
+    env["STATE_URL"] = request.getfixturevalue("redis_server").url
+    return [await start_bot(env), await start_bot(env)]
+
+
+async def send(http: ClientSession, bot, body: dict) -> int:
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=body,
+                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        return response.status
+
+
+async def drain(bots) -> None:
+    await asyncio.wait_for(asyncio.gather(*(bot.threads.drain() for bot in bots)), 60)
+
+
+def threads_of(fake_slack, channel: str = "#alerts-critical") -> dict[str, tuple]:
+    """root ts -> (root message, its replies)."""
+    messages = fake_slack.messages(channel)
+    return {m.ts: (m, [r for r in messages if r.thread_ts == m.ts]) for m in messages if m.thread_ts is None}
+
+
+def assert_each_alert_posted_once_with_its_investigation(fake_slack, fingerprints: list[str]) -> None:
+    threads = threads_of(fake_slack)
+    posted = [json.dumps(root.blocks) for root, _ in threads.values()]
+    for fingerprint in fingerprints:
+        assert sum(fingerprint in text for text in posted) == 1, f"{fingerprint}: {fake_slack.describe_calls()}"
+    assert len(threads) == len(fingerprints)
+    for root, replies in threads.values():
+        assert len(replies) == 1, [r.text for r in replies]
+        assert FINISHED in json.dumps(replies[0].blocks, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("mode", ["hang", "500", "429"])
+async def test_alerts_arriving_while_slack_fails_are_each_posted_once_when_it_recovers(
+    bots, http, fake_slack, mode
+):
+    fake_slack.outage(mode, retry_after=1)
+    body = storm(10)
+    for i, bot in enumerate(bots):  # replicas each take some of the alerts
+        part = {**body, "alerts": body["alerts"][i::len(bots)]}
+        assert await send(http, bot, part) == 200
+    # Barrier: the bot tried and failed (hung calls count once the client gave up on them).
+    await fake_slack.wait_for("chat.postMessage", ok=False, count=2, timeout=15)
+    fake_slack.recover()
+    await drain(bots)
+    assert_each_alert_posted_once_with_its_investigation(
+        fake_slack, [a["fingerprint"] for a in body["alerts"]])
+
+
+async def test_a_post_whose_answer_was_lost_is_found_not_posted_again(bots, http, fake_slack):
+    fake_slack.lose_answers("chat.postMessage", times=4, status=503)  # Slack posted, the bot heard 503
+    body = storm(3)
+    assert await send(http, bots[0], body) == 200
+    await drain(bots)
+    assert_each_alert_posted_once_with_its_investigation(
+        fake_slack, [a["fingerprint"] for a in body["alerts"]])
+
+
+async def test_a_post_whose_answer_never_came_is_found_not_posted_again(bots, http, fake_slack):
+    fake_slack.lose_answers("chat.postMessage", times=1, status="hang")  # posted; the bot times out
+    body = storm(1)
+    assert await send(http, bots[-1], body) == 200
+    await drain(bots)
+    fake_slack.recover()
+    assert_each_alert_posted_once_with_its_investigation(
+        fake_slack, [a["fingerprint"] for a in body["alerts"]])
+
+
+async def test_a_failed_edit_is_retried_until_the_investigation_shows_its_results(bots, http, fake_slack):
+    fake_slack.fail("chat.update", "internal_error", times=8)
+    body = storm(1)
+    assert await send(http, bots[0], body) == 200
+    await drain(bots)
+    assert_each_alert_posted_once_with_its_investigation(
+        fake_slack, [a["fingerprint"] for a in body["alerts"]])
+
+
+async def test_the_same_alert_sent_to_each_replica_opens_one_thread(bots, http, fake_slack):
+    body = storm(5)
+    for _ in range(2):
+        await asyncio.gather(*(send(http, bot, body) for bot in bots))
+    await drain(bots)
+    assert_each_alert_posted_once_with_its_investigation(
+        fake_slack, [a["fingerprint"] for a in body["alerts"]])
+
+
+class SwitchableProxy:
+    """HTTP in front of a real server that the test can take down (connections refused by a 503
+    from nothing behind) and bring back, at the same address."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.up = True
+        self.refused = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> SwitchableProxy:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        if not self.up:
+            self.refused += 1
+            return web.Response(status=503, text="upstream connect error")
+        async with ClientSession() as session:
+            async with session.request(request.method, self.target + request.path_qs,
+                                       data=await request.read()) as answer:
+                return web.Response(status=answer.status, body=await answer.read(),
+                                    content_type=answer.content_type)
+
+
+async def test_an_alertmanager_post_arriving_while_alertmanager_is_down_is_threaded_once_it_is_back(
+    replicas, start_bot, bot_env, kube, alertmanager, tmp_path, request, fake_slack, signing_secret
+):
+    seed_checkout_prod(kube)
+    proxy = await SwitchableProxy(alertmanager.url).start()
+    try:
+        env = {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": proxy.url,
+               "CHATOPS_CONFIG": config_file(tmp_path)}
+        if replicas != "sqlite":
+            env["STATE_URL"] = request.getfixturevalue("redis_server").url
+        bots = [await start_bot(env) for _ in range(1 if replicas == "sqlite" else 2)]
+        alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                              "severity": "critical"}}])
+        proxy.up = False
+        fake_slack.deliver_events_to(f"http://127.0.0.1:{bots[-1].port}/slack/events", signing_secret)
+        post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+        channel = fake_slack.channel_id("#alerts")
+        fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                                  "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"})
+        for _ in range(200):  # barrier: the bot asked Alertmanager twice and was refused twice
+            if proxy.refused >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert proxy.refused >= 2 and fake_slack.event_responses == [200]
+        assert not fake_slack.messages(channel)[1:]  # only Alertmanager's own post so far
+        proxy.up = True
+        await drain(bots)
+        replies = [m for m in fake_slack.messages(channel) if m.thread_ts == "1732500999.000100"]
+        assert len(replies) == 1
+        assert "Pods · checkout (prod)" in json.dumps(replies[0].blocks, ensure_ascii=False)
+    finally:
+        await proxy.stop()
+
+
+async def test_slash_command_answers_under_slacks_rate_limit_are_all_posted(
+    start_bot, bot_env, kube, tmp_path, http, fake_slack, signing_secret
+):
+    """Slack allows about one post a second per channel; 23 commands at once all get their answer,
+    paced like alert posts (scaled: 20 ms here, the fake refuses posts closer than 15 ms)."""
+    seed_checkout_prod(kube)
+    config = tmp_path / "chatops.yaml"
+    config.write_text(yaml.safe_dump({"alerts": {"post_interval": 0.02}, "delivery": FAST_RETRIES}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "CHATOPS_CONFIG": str(config)})
+    fake_slack.pace_per_channel(min_interval=0.015, retry_after=1)
+    url = f"http://127.0.0.1:{bot.port}/slack/events"
+    answers = await asyncio.gather(*(send_slash_command(http, url, signing_secret, text="pods checkout -n prod",
+                                                        trigger_id=f"trigger-{i}") for i in range(23)))
+    assert all(a.status == 200 and "Running" in a.json["text"] for a in answers)
+    await asyncio.wait_for(bot.worker.idle(), 60)
+    posted = fake_slack.messages("C0OPS")
+    assert len(posted) == 23
+    assert fake_slack.ratelimited_count == 0  # paced, not bounced
