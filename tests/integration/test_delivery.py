@@ -90,7 +90,7 @@ def assert_each_alert_posted_once_with_its_investigation(fake_slack, fingerprint
     for fingerprint in fingerprints:
         assert sum(fingerprint in text for text in posted) == 1, f"{fingerprint}: {fake_slack.describe_calls()}"
     assert len(threads) == len(fingerprints)
-    for root, replies in threads.values():
+    for _root, replies in threads.values():
         assert len(replies) == 1, [r.text for r in replies]
         assert FINISHED in json.dumps(replies[0].blocks, ensure_ascii=False)
 
