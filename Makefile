@@ -1,11 +1,12 @@
-# The two commands of the README:  `make run` serves the bot,  `make test` runs the tests.
+# The commands of the README:  `make run` serves the bot,  `make test` runs the tests,
+# `make check` runs the gate (lint, types, import rings, generated docs); CI runs check, then test.
 # Each installs what it needs first (a virtualenv in .venv; for tests also the servers they
 # talk to, via scripts/install-system-deps).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-test system-deps lint
+.PHONY: run test check install install-test install-check system-deps
 
 run: $(VENV)/.installed
 	$(PY) app.py
@@ -13,8 +14,17 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff (pyproject [tool.ruff]), mypy ([tool.mypy]), import-linter's contracts for the rings
+# ([tool.importlinter]), and the README / manifests command lists against the command table.
+check: $(VENV)/.installed-check
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m bot.commands.docs --check
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-check: $(VENV)/.installed-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +36,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-check: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[check]'
 	touch $@ $(VENV)/.installed
 
 system-deps:

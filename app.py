@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable
 
 import cli
 from bot.alerting.playbooks import validate_steps
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.alerting.model import Alert
     from bot.alerting.threads import AlertThreads
-    from bot.commands.report import Report
     from bot.runtime.runtime import Runtime
     from bot.slack.poster import Poster
     from bot.state.worker import Worker
@@ -101,14 +101,14 @@ def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker") 
 
     settings, clients, sections = runtime.settings, runtime.clients, runtime.sections
 
-    async def active(fresh: bool = False) -> list:  # type: ignore[type-arg]
-        def fetch():  # type: ignore[no-untyped-def]
+    async def active(fresh: bool = False) -> list[Alert]:
+        def fetch() -> Awaitable[list[Alert]]:
             return fetch_active(clients.http, settings.alertmanager_url, settings.diagnostic_timeout)
 
         # Many posts at once (a storm) share one answer; "is it still active?" must be fresh.
         return await (fetch() if fresh else clients.cache.get(("alertmanager.active",), fetch))
 
-    def links(alert):  # type: ignore[no-untyped-def]
+    def links(alert: Alert) -> list[tuple[str, str]]:
         out = [("Prometheus", alert.generator_url), ("Runbook", alert.runbook_url)]
         if settings.grafana_url:
             out.append(("Grafana", safe_url(settings.grafana_url)))

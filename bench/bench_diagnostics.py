@@ -51,9 +51,9 @@ class _StubClients:
         return True
 
     def backend(self, backend: str) -> Any:
-        from bot.commands.report import Backend
+        from bot.clients import BackendLocation
 
-        return Backend(backend, "loopback")
+        return BackendLocation(backend, "loopback")
 
 
 async def bench_concurrency() -> None:

@@ -20,9 +20,9 @@ from bot.alerting.playbooks import DEFAULT_PARAMETERS, Playbooks
 from bot.checks import aws, elasticsearch, http, prometheus
 from bot.checks.aws import AwsDefaults
 from bot.checks.prometheus import Presets
+from bot.settings import Settings
 from bot.state import config as delivery
 from bot.state.config import DeliveryConfig
-from bot.settings import Settings
 from diagnostics.elasticsearch import LogFields
 from diagnostics.http import DEFAULT_DEPENDENCIES, Dependency
 from diagnostics.presets import SloTargets

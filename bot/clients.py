@@ -10,11 +10,18 @@ from typing import Any
 import aiohttp
 
 from bot.settings import Settings, safe_url
-from bot.commands.report import BackendLocation
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackendLocation:
+    """Where a diagnostic's data comes from, for error messages a person can act on."""
+
+    name: str  # "Kubernetes"
+    location: str  # "https://10.0.0.1:6443"; never with credentials
 
 
 # What a user sets to enable each backend; used by "not configured" answers and /ops help.

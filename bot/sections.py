@@ -21,11 +21,15 @@ import enum
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from bot.errors import ConfigError, UsageError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")  # a section's (or an entry's) dataclass
 Converter = Callable[[Any, "Where"], Any]
 
 DEFAULT_FILE = "chatops.yaml"
@@ -95,15 +99,15 @@ def keys(spec: type) -> list[str]:
     return [f.name for f in dataclasses.fields(spec)]
 
 
-def read(spec: type[T], raw: Any, where: Where, converters: Mapping[str, Converter] | None = None,
-         *, absent_ok: bool = False) -> T:
+def read(spec: type[D], raw: Any, where: Where, converters: Mapping[str, Converter] | None = None,
+         *, absent_ok: bool = False) -> D:
     """`raw` checked against `spec`'s keys and converted: an instance of `spec`.
 
     `converters` gives (or replaces) the converters of a dataclass declared elsewhere, which
     has no `key(...)` of its own. `absent_ok`: None (a section left out, or `alerts:` with
     nothing under it) gives the defaults.
     """
-    fields = {f.name: f for f in dataclasses.fields(spec)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(spec)}
     if raw is None and absent_ok:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -126,10 +130,10 @@ def read(spec: type[T], raw: Any, where: Where, converters: Mapping[str, Convert
 # --------------------------------------------------------------------------- converters
 
 
-def entry(spec: type[T], converters: Mapping[str, Converter] | None = None) -> Callable[[Any, Where], T]:
+def entry(spec: type[D], converters: Mapping[str, Converter] | None = None) -> Callable[[Any, Where], D]:
     """A nested mapping read against `spec` (a playbook, a preset, a dependency)."""
 
-    def convert(value: Any, where: Where) -> T:
+    def convert(value: Any, where: Where) -> D:
         return read(spec, value, where, converters)
 
     return convert

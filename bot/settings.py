@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -121,6 +121,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
     def get(name: str) -> str:
         return env.get(name, "").strip()
 
+    values.update(_slack_values(get, mode, values.get("command", "/ops")))
+    values.update(_backend_values(get, env))
+    values.update(_process_values(get))
+    return Settings(**values)
+
+
+def _slack_values(get: Callable[[str], str], mode: Mode, command: str) -> dict[str, Any]:
+    """The Slack variables; `command` is chatops.yaml's (SLACK_COMMAND wins)."""
+    values: dict[str, Any] = {}
     values["slack_bot_token"] = get("SLACK_BOT_TOKEN")
     values["slack_signing_secret"] = get("SLACK_SIGNING_SECRET")
     values["slack_app_token"] = get("SLACK_APP_TOKEN")
@@ -131,11 +140,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
         url = _http_url("SLACK_API_URL", get("SLACK_API_URL"))
         values["slack_api_url"] = url + "/"
     if get("SLACK_COMMAND"):
-        values["command"] = get("SLACK_COMMAND")
-    command = values.get("command", "/ops")
+        values["command"] = command = get("SLACK_COMMAND")
     if not command.startswith("/") or " " in command or len(command) < 2:
         raise ConfigError(f"command name {command!r} is not a slash command: use a name like /ops")
+    return values
 
+
+def _backend_values(get: Callable[[str], str], env: Mapping[str, str]) -> dict[str, Any]:
+    """Where each backend is and how to log in; what is not set is not configured."""
+    values: dict[str, Any] = {}
     values["kubeconfig"] = _kubeconfig(get("KUBECONFIG"))
     values["kubernetes_in_cluster"] = not values["kubeconfig"] and _in_cluster(env)
     for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "ELASTICSEARCH_URL", "GRAFANA_URL", "KIBANA_URL",
@@ -150,6 +163,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
     values["target_group_arn"] = get("TARGET_GROUP_ARN")
     if get("DATABASE_URL"):
         values["database_url"] = _database_url(get("DATABASE_URL"))
+    return values
+
+
+def _process_values(get: Callable[[str], str]) -> dict[str, Any]:
+    """The bot's own state store, port and logs."""
+    values: dict[str, Any] = {}
     if get("STATE_URL"):
         values["state_url"] = _state_url(get("STATE_URL"))
     if get("PORT"):
@@ -164,7 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve")
         if fmt not in ("text", "json"):
             raise ConfigError(f"LOG_FORMAT={get('LOG_FORMAT')!r} must be text or json")
         values["log_format"] = fmt
-    return Settings(**values)
+    return values
 
 
 def _check_slack(values: dict[str, Any]) -> None:

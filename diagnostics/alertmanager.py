@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.http_api import BackendError, age, get_json, one_line, parse_time
@@ -25,11 +25,12 @@ async def firing_alerts(http: Any, url: str, *, location: str, timeout: float,
     """GET /api/v2/alerts (and /api/v2/silences, to say who silenced what and why)."""
     base = url.rstrip("/")
 
-    def fetch(path: str) -> Any:
+    def fetch(path: str) -> Awaitable[Any]:
         return cached(cache, ("alertmanager", location, path), lambda: get_json(
             http, f"{base}/api/v2/{path}", backend="Alertmanager", location=location, timeout=timeout))
 
-    alerts, silences = await asyncio.gather(fetch("alerts"), fetch("silences"), return_exceptions=True)
+    answers = await asyncio.gather(fetch("alerts"), fetch("silences"), return_exceptions=True)
+    alerts, silences = answers
     if isinstance(alerts, BaseException):
         if isinstance(alerts, BackendError):
             return Result.error(title, str(alerts))
@@ -46,7 +47,7 @@ def alerts_result(alerts: list[dict[str, Any]], silences: dict[str, str], *, tit
     alerts = sorted(alerts, key=lambda a: (_suppressed(a), _SEVERITY_ORDER.get(_severity(a), 2),
                                            a.get("startsAt", "")))
     rows = [_row(a, silences, names, now) for a in alerts]
-    active = [r for r, a in zip(rows, alerts) if not _suppressed(a)]
+    active = [r for r, a in zip(rows, alerts, strict=True) if not _suppressed(a)]
     suppressed = len(rows) - len(active)
     links = [Link("Open Alertmanager", f"{location.rstrip('/')}/#/alerts")]
     if active:

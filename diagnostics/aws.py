@@ -173,7 +173,7 @@ async def rds_status(aws: Aws, instance: str | None) -> Result:
 async def pending_maintenance(aws: Aws, arn: str) -> str:
     """The instance's pending maintenance actions; not every endpoint (moto) implements the call."""
     try:
-        params = {"Filters": [{"Name": "db-instance-id", "Values": [arn]}]} if arn else {}
+        params: dict[str, Any] = {"Filters": [{"Name": "db-instance-id", "Values": [arn]}]} if arn else {}
         answer = await aws.call("rds", "describe_pending_maintenance_actions", **params)
     except (ClientError, BotoCoreError, ResponseParserError) as e:  # moto: HTTP 500, not implemented
         reason = error_code(e) if isinstance(e, ClientError) else type(e).__name__

@@ -39,7 +39,7 @@ class QueryCache:
         cached = self._answers.get(key)
         if cached is not None and now - cached[0] < self.ttl:
             self.stats.hits += 1
-            return cached[1]  # type: ignore[no-any-return]
+            return cached[1]
         task = self._inflight.get(key)
         if task is None:
             self.stats.backend_calls += 1
@@ -50,7 +50,7 @@ class QueryCache:
             self._inflight[key] = task
         else:
             self.stats.coalesced += 1
-        return await asyncio.shield(task)  # type: ignore[no-any-return]
+        return await asyncio.shield(task)
 
     async def _call(self, key: Hashable, factory: Callable[[], Awaitable[Any]]) -> Any:
         try:

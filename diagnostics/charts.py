@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from diagnostics.durations import compact_duration
 from diagnostics.http_api import BackendError
 from diagnostics.presets import Thresholds
-from diagnostics.durations import compact_duration
 from diagnostics.prometheus import PrometheusSource, series_name, worst_summary
 from diagnostics.promql import format_value
 from diagnostics.result import FileAttachment, Link, Result, Status
@@ -66,7 +66,9 @@ def render_png(series: Sequence[ChartSeries], *, title: str, unit: str = "",
         label = s.label if len(s.label) <= LABEL_CHARS else s.label[: LABEL_CHARS - 1] + "…"
         # A series with few points (new, or sparse) gets markers: a lone point draws no line.
         marker = "o" if len(s.points) < FEW_POINTS else None
-        axes.plot(times, [v for _, v in s.points], label=label, linewidth=1.8, marker=marker, markersize=4)
+        # Datetimes on x: matplotlib's date units convert them; its stubs know numbers only.
+        axes.plot(times, [v for _, v in s.points],  # type: ignore[arg-type]
+                  label=label, linewidth=1.8, marker=marker, markersize=4)
     if thresholds is not None:
         for status, level, colour in ((Status.WARNING, thresholds.warning, WARNING_COLOUR),
                                       (Status.CRITICAL, thresholds.critical, CRITICAL_COLOUR)):
@@ -87,7 +89,7 @@ def render_png(series: Sequence[ChartSeries], *, title: str, unit: str = "",
     if finite and min(finite) >= 0:
         axes.set_ylim(bottom=0)  # rates, ratios and sizes: a chart from 0 doesn't exaggerate change
     if span is not None:
-        axes.set_xlim(*(datetime.fromtimestamp(t, timezone.utc) for t in span))
+        axes.set_xlim(*(datetime.fromtimestamp(t, timezone.utc) for t in span))  # type: ignore[arg-type]  # as plot
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         left_out = len(series) - len(shown)

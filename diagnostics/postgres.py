@@ -87,7 +87,9 @@ async def database_health(url: str, *, timeout: float, cache: QueryCache | None 
             await conn.execute("SELECT 1")
             round_trip = (time.perf_counter() - start) * 1000
             cursor = await conn.execute(_HEALTH)
-            version, max_connections, in_use = await cursor.fetchone()  # type: ignore[misc]
+            row = await cursor.fetchone()
+            assert row is not None  # one row: the query selects values, FROM no table
+            version, max_connections, in_use = row
             where = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
             return round_trip, version, max_connections, in_use, where
 

@@ -73,27 +73,30 @@ def inject_matchers(expr: str, matchers: Iterable[Matcher]) -> str:
             out.append(expr[i:end])
             i = end
         elif match := _IDENT.match(expr, i):
-            word, i = match.group(), match.end()
-            out.append(word)
-            following = _skip_space(expr, i)
-            lower = word.lower()
-            if lower in _LABEL_LIST_KEYWORDS and following < n and expr[following] == "(":
-                end = _closing(expr, following, "(", ")")
-                out.append(expr[i:end])
-                i = end
-            elif lower in _KEYWORDS or lower in _AGGREGATIONS:
-                continue
-            elif following < n and expr[following] == "(":
-                continue  # a function call
-            elif following < n and expr[following] == "{":
-                text, i = _inject_braces(expr, following, added)
-                out.append(expr[match.end():following] + text)
-            else:
-                out.append("{" + added + "}")
+            text, i = _name(expr, match, added)
+            out.append(text)
         else:
             out.append(c)
             i += 1
     return "".join(out)
+
+
+def _name(expr: str, match: re.Match[str], added: str) -> tuple[str, int]:
+    """The name `match` found and what belongs to it, with `added` put in if it is a metric name;
+    and the index just past that."""
+    word, i = match.group(), match.end()
+    following = _skip_space(expr, i)
+    lower = word.lower()
+    after = expr[following:following + 1]
+    if lower in _LABEL_LIST_KEYWORDS and after == "(":
+        end = _closing(expr, following, "(", ")")
+        return word + expr[i:end], end  # `by (le)`: label names, not metric names
+    if lower in _KEYWORDS or lower in _AGGREGATIONS or after == "(":
+        return word, i  # a keyword, an aggregation or a function call
+    if after == "{":
+        text, end = _inject_braces(expr, following, added)
+        return word + expr[i:following] + text, end
+    return word + "{" + added + "}", i
 
 
 def _skip_space(text: str, i: int) -> int:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alerting.threads import AlertThreads
 from bot.alerting.ingest import AlertPayloadError, parse_post, parse_webhook
+from bot.alerting.threads import AlertThreads
 from bot.commands.report import describe_exception
 from bot.runtime.runtime import Runtime
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "channel_join", "channel_leave", "thread_broadcast"}
 
 
-def webhook_handler(runtime: Runtime, threads: AlertThreads):  # type: ignore[no-untyped-def]
+def webhook_handler(runtime: Runtime, threads: AlertThreads) -> Callable[[web.Request], Awaitable[web.Response]]:
     token = runtime.settings.alertmanager_webhook_token
 
     async def alertmanager(request: web.Request) -> web.Response:

@@ -12,8 +12,8 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from diagnostics.cache import QueryCache
-from diagnostics.elasticsearch import LogFields, LogSearch, error_logs, kibana_discover_url, slow_requests
 from diagnostics.durations import compact_duration
+from diagnostics.elasticsearch import LogFields, LogSearch, error_logs, kibana_discover_url, slow_requests
 from diagnostics.result import Status
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import kmock as kmock_lib
 import pytest
 from kubernetes.aio import client
 
-import kmock as kmock_lib
 from diagnostics.kubernetes import (
     KubernetesConfigError,
     analyse_pod,

@@ -66,10 +66,12 @@ SERVICE = [("service", "=", "checkout")]
     ("sum by (le) (rate(x_bucket[5m:1m]))", 'sum by (le) (rate(x_bucket{service="checkout"}[5m:1m]))'),
     ("histogram_quantile(0.95, sum(rate(d_bucket[5m])) by (le))",
      'histogram_quantile(0.95, sum(rate(d_bucket{service="checkout"}[5m])) by (le))'),
-    ("a / on(instance) group_left(node) b", 'a{service="checkout"} / on(instance) group_left(node) b{service="checkout"}'),
+    ("a / on(instance) group_left(node) b",
+     'a{service="checkout"} / on(instance) group_left(node) b{service="checkout"}'),
     ("sum without (cpu) (up) > bool 0", 'sum without (cpu) (up{service="checkout"}) > bool 0'),
     ("up offset 5m", 'up{service="checkout"} offset 5m'),
-    ('label_replace(up, "dst", "$1", "src", "(.*)")', 'label_replace(up{service="checkout"}, "dst", "$1", "src", "(.*)")'),
+    ('label_replace(up, "dst", "$1", "src", "(.*)")',
+     'label_replace(up{service="checkout"}, "dst", "$1", "src", "(.*)")'),
     ("node_cpu_seconds_total{mode='idle'} * 1e3", 'node_cpu_seconds_total{mode=\'idle\', service="checkout"} * 1e3'),
     ("vector(1)", "vector(1)"),
     ("time() - job:up:sum", 'time() - job:up:sum{service="checkout"}'),
@@ -153,7 +155,10 @@ def test_error_budget_is_what_the_availability_target_leaves():
     assert Budget(0.001, 0.0).left == 1.0
 
 
-def _verdicts(measurements: Measurements, targets: SloTargets = SloTargets()) -> dict[str, str]:
+DEFAULT_TARGETS = SloTargets()
+
+
+def _verdicts(measurements: Measurements, targets: SloTargets = DEFAULT_TARGETS) -> dict[str, str]:
     return {o.name: o.verdict for o in evaluate(measurements, targets)}
 
 
@@ -314,8 +319,10 @@ def test_prometheus_http_errors_without_an_api_body_name_status_and_where():
 
 
 def test_retried_5xx_and_refused_connections_are_named():
-    retry = requests.exceptions.RetryError("Max retries exceeded (Caused by ResponseError('too many 503 error responses'))")
-    assert request_error_message(retry, "http://p", 8) == "Prometheus: HTTP 503 at http://p (still failing after retries)"
+    retry = requests.exceptions.RetryError(
+        "Max retries exceeded (Caused by ResponseError('too many 503 error responses'))")
+    assert request_error_message(retry, "http://p", 8) == \
+        "Prometheus: HTTP 503 at http://p (still failing after retries)"
     refused = requests.ConnectionError("... Failed to establish a new connection: [Errno 111] Connection refused")
     assert request_error_message(refused, "http://p", 8) == "Prometheus: cannot connect to http://p: connection refused"
 
@@ -350,8 +357,8 @@ async def http():
 
 def source(url: str, pool: BlockingPool, http: Any = None, *, timeout: float = 8.0, client: Any = None,
            cache: QueryCache | None = None) -> PrometheusSource:
-    return PrometheusSource(client or PrometheusConnect(url, timeout=timeout), pool, url, timeout, cache or QueryCache(),
-                            http, url)
+    return PrometheusSource(client or PrometheusConnect(url, timeout=timeout), pool, url, timeout,
+                            cache or QueryCache(), http, url)
 
 
 @pytest.fixture
@@ -758,7 +765,8 @@ async def test_alertmanager_on_a_closed_port_is_an_error_naming_where(http, unus
     started = time.monotonic()
     result = await firing_alerts(http, url, location=url, timeout=2)
     assert time.monotonic() - started < 2
-    assert (result.status, result.summary) == (Status.ERROR, f"Alertmanager: cannot connect to {url}: connection refused")
+    assert (result.status, result.summary) == \
+        (Status.ERROR, f"Alertmanager: cannot connect to {url}: connection refused")
 
 
 @pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 AlertStatus = Literal["firing", "resolved"]
 
@@ -69,14 +69,14 @@ def alert_to_doc(alert: Alert) -> dict[str, object]:
     }
 
 
-def alert_from_doc(doc: Mapping[str, object]) -> Alert:
+def alert_from_doc(doc: Mapping[str, Any]) -> Alert:
     starts, ends = str(doc.get("starts_at") or ""), str(doc.get("ends_at") or "")
-    status = "resolved" if doc.get("status") == "resolved" else "firing"
+    status: AlertStatus = "resolved" if doc.get("status") == "resolved" else "firing"
     return Alert(
         fingerprint=str(doc["fingerprint"]),
         status=status,
-        labels=dict(doc.get("labels") or {}),  # type: ignore[call-overload]
-        annotations=dict(doc.get("annotations") or {}),  # type: ignore[call-overload]
+        labels=dict(doc.get("labels") or {}),
+        annotations=dict(doc.get("annotations") or {}),
         starts_at=datetime.fromisoformat(starts) if starts else None,
         ends_at=datetime.fromisoformat(ends) if ends else None,
         generator_url=str(doc.get("generator_url") or ""),

@@ -252,7 +252,7 @@ def validate_steps(playbooks: Playbooks, parse: Callable[[str], "Invocation"], f
                    generator_url="http://p/graph?g0.expr=up+%3D%3D+0")
     values = parameters(sample, playbooks.defaults)
 
-    class _Missing(dict):  # type: ignore[type-arg]
+    class _Missing(dict[str, str]):
         def __missing__(self, key: str) -> str:
             return "sample"
 

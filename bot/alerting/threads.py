@@ -31,6 +31,7 @@ from bot.alerting.config import AlertSettings
 from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
 from bot.alerting.model import Alert, Notification, alert_from_doc, alert_to_doc
 from bot.alerting.playbooks import MISSING_PREFIX, Playbooks
+from bot.alerting.render import alert_message, investigation_message
 from bot.alerting.state import THREAD_TTL, AlertThread, change_thread, iso, load_thread
 from bot.commands.execute import execute
 from bot.commands.model import Context
@@ -41,7 +42,6 @@ from bot.settings import Settings
 from bot.slack.once import Posted, PostRecord, StoreLedger, post_once
 from bot.slack.poster import Poster
 from bot.slack.render import Message
-from bot.slack.render_alerts import alert_message, investigation_message
 from bot.state import keys
 from bot.state.keys import ThreadSource
 from bot.state.store import Job, NewJob, Store

@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from bot.checks.common import Check, run_checks
-from bot.commands.model import Arg, Command, Context
+from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 from bot.errors import UsageError
 from bot.sections import DEFAULT_FILE, Where, argument, key, read
@@ -68,13 +68,13 @@ def load(raw: Any, file: str = DEFAULT_FILE) -> AwsDefaults:
     return read(AwsDefaults, raw, Where(file, "aws"), absent_ok=True)
 
 
-async def rds(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
+async def rds(defaults: AwsDefaults, ctx: Context, args: Args) -> Report:
     from diagnostics.aws import rds_status
 
     return await _run(ctx, "RDS", rds_status, args["instance"] or defaults.rds_instance)
 
 
-async def elb(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
+async def elb(defaults: AwsDefaults, ctx: Context, args: Args) -> Report:
     from diagnostics.aws import target_health
 
     # TARGET_GROUP_ARN, as the runbook exports it, when chatops.yaml names none.
@@ -82,7 +82,7 @@ async def elb(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> R
                       args["target_group"] or defaults.target_group_arn or ctx.settings.target_group_arn)
 
 
-async def cache(defaults: AwsDefaults, ctx: Context, args: dict[str, object]) -> Report:
+async def cache(defaults: AwsDefaults, ctx: Context, args: Args) -> Report:
     from diagnostics.aws import cache_status
 
     return await _run(ctx, "ElastiCache", cache_status, args["cluster"] or defaults.cache_cluster)

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 from bot.checks.common import Check, run_checks
 from bot.commands.args import duration, integer
-from bot.commands.model import Arg, Command, Context
+from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 from bot.errors import UsageError
 from bot.sections import DEFAULT_FILE, Where, argument, read, text
@@ -51,20 +51,20 @@ def load(raw: Any, file: str = DEFAULT_FILE) -> LogFields:
     return read(LogFields, raw, Where(file, "elasticsearch"), _CONVERTERS, absent_ok=True)
 
 
-async def errors(fields: LogFields, ctx: Context, args: dict[str, object]) -> Report:
+async def errors(fields: LogFields, ctx: Context, args: Args) -> Report:
     from diagnostics.durations import compact_duration
     from diagnostics.elasticsearch import error_logs
 
     app = str(args["app"] or fields.default_app)
-    since = int(args["since"])  # type: ignore[call-overload]
+    since = int(args["since"])
     return await _search(ctx, fields, f"Errors · {app} · last {compact_duration(since)}", error_logs, app, since)
 
 
-async def slow(fields: LogFields, ctx: Context, args: dict[str, object]) -> Report:
+async def slow(fields: LogFields, ctx: Context, args: Args) -> Report:
     from diagnostics.durations import compact_duration
     from diagnostics.elasticsearch import slow_requests
 
-    min_ms, since = int(args["min_ms"]), int(args["since"])  # type: ignore[call-overload]
+    min_ms, since = int(args["min_ms"]), int(args["since"])
     return await _search(ctx, fields, f"Slow requests · ≥ {min_ms} ms · last {compact_duration(since)}", slow_requests,
                          min_ms, since)
 

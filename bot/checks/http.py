@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.checks.common import Check, run_checks
-from bot.commands.model import Command, Context
+from bot.commands.model import Args, Command, Context
 from bot.commands.report import Report
 from bot.sections import (
     DEFAULT_FILE,
@@ -71,7 +71,7 @@ def load(raw: Any, file: str = DEFAULT_FILE) -> tuple[Dependency, ...]:
     return parsed
 
 
-async def deps(configured: tuple[Dependency, ...], ctx: Context, args: dict[str, object]) -> Report:
+async def deps(configured: tuple[Dependency, ...], ctx: Context, args: Args) -> Report:
     from diagnostics.http import check_dependencies
 
     timeout = ctx.settings.diagnostic_timeout

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from bot.commands.args import choice, duration, integer, k8s_name
 from bot.checks.common import NAMESPACE, Check, run_checks
-from bot.commands.model import Arg, Command, Context
-from bot.errors import UsageError
+from bot.commands.args import choice, duration, integer, k8s_name
+from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
+from bot.errors import UsageError
 from diagnostics.result import Result
 
 DEPLOYMENT = Arg("deployment", "deployment name", convert=k8s_name)
@@ -94,14 +94,14 @@ async def _report(ctx: Context, title: str, diagnostic: Callable[..., Awaitable[
     return Report(title=title, results=await run_checks(ctx, [check]))
 
 
-async def pods(ctx: Context, args: dict[str, object]) -> Report:
+async def pods(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import pod_status
 
     deployment, namespace = str(args["deployment"]), str(args["namespace"])
     return await _report(ctx, f"Pods · {deployment} ({namespace})", pod_status, deployment, namespace)
 
 
-async def deploy(ctx: Context, args: dict[str, object]) -> Report:
+async def deploy(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import deployment_rollout
 
     deployment, namespace = str(args["deployment"]), str(args["namespace"])
@@ -109,7 +109,7 @@ async def deploy(ctx: Context, args: dict[str, object]) -> Report:
     return await _report(ctx, title, deployment_rollout, deployment, namespace)
 
 
-async def events(ctx: Context, args: dict[str, object]) -> Report:
+async def events(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import recent_events
 
     namespace, involved = str(args["namespace"]), args["for"]
@@ -120,33 +120,33 @@ async def events(ctx: Context, args: dict[str, object]) -> Report:
     return await _report(ctx, title, recent_events, namespace, involved=involved)
 
 
-async def nodes(ctx: Context, args: dict[str, object]) -> Report:
+async def nodes(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import node_status
 
     return await _report(ctx, "Nodes", node_status)
 
 
-async def logs(ctx: Context, args: dict[str, object]) -> Report:
+async def logs(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import LogQuery, workload_logs
 
-    kind, name = args["name"]  # type: ignore[misc]
+    kind, name = args["name"]
     namespace = str(args["namespace"])
     query = LogQuery(
-        since_seconds=args["since"], grep=args["grep"], tail=args["tail"],  # type: ignore[arg-type]
-        previous=bool(args["previous"]), container=args["container"],  # type: ignore[arg-type]
+        since_seconds=args["since"], grep=args["grep"], tail=args["tail"],
+        previous=bool(args["previous"]), container=args["container"],
     )
     title = f"Logs{' (previous)' if query.previous else ''} · {name} ({namespace})"
     return await _report(ctx, title, workload_logs, name, namespace, query, kind=kind)
 
 
-async def top(ctx: Context, args: dict[str, object]) -> Report:
+async def top(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import pod_usage
 
     namespace = str(args["namespace"])
     return await _report(ctx, f"Top · {namespace}", pod_usage, namespace, sort=str(args["sort"]))
 
 
-async def config(ctx: Context, args: dict[str, object]) -> Report:
+async def config(ctx: Context, args: Args) -> Report:
     from diagnostics.kubernetes import configmap_contents
 
     name, namespace = str(args["configmap"]), str(args["namespace"])

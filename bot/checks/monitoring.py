@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.checks.common import Check, run_checks
-from bot.commands.model import Command, Context
+from bot.commands.model import Args, Command, Context
 from bot.commands.report import Report
 from diagnostics import monitoring
 
 
-async def monitoring_stack(ctx: Context, args: dict[str, object]) -> Report:
+async def monitoring_stack(ctx: Context, args: Args) -> Report:
     s, clients = ctx.settings, ctx.clients
     timeout = s.diagnostic_timeout
     checks = [

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.commands.args import choice
 from bot.checks.common import Check, run_checks
-from bot.commands.model import Arg, Command, Context
+from bot.commands.args import choice
+from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 
 
-async def db(ctx: Context, args: dict[str, object]) -> Report:
+async def db(ctx: Context, args: Args) -> Report:
     from diagnostics.postgres import database_health, top_statements
 
     url, timeout, cache = ctx.settings.database_url, ctx.settings.diagnostic_timeout, ctx.clients.cache

@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from bot.checks.common import Check, run_checks
 from bot.commands.args import duration, label_filters
-from bot.commands.model import Arg, Command, Context
+from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 from bot.errors import UsageError
 from bot.sections import (
@@ -240,12 +240,12 @@ async def _report(ctx: Context, title: str, backend: str, run: Any, extra: float
     return Report(title=title, results=await run_checks(ctx, [check]))
 
 
-async def promql(ctx: Context, args: dict[str, object]) -> Report:
+async def promql(ctx: Context, args: Args) -> Report:
     from diagnostics.durations import compact_duration
     from diagnostics.prometheus import promql_instant, promql_range
 
     expr = str(args["expr"])
-    seconds = int(args["range"]) if args["range"] else 0  # type: ignore[call-overload]
+    seconds = int(args["range"]) if args["range"] else 0
     links = _links(ctx, expr, seconds or DEFAULT_GRAPH_RANGE)
     if seconds:
         title = f"PromQL · last {compact_duration(seconds)}"
@@ -255,10 +255,10 @@ async def promql(ctx: Context, args: dict[str, object]) -> Report:
         _source(ctx), expr, title="PromQL", links=links))
 
 
-async def metric(presets: Presets, ctx: Context, args: dict[str, object]) -> Report:
+async def metric(presets: Presets, ctx: Context, args: Args) -> Report:
     from diagnostics.prometheus import preset_expr, preset_status
 
-    matchers = list(args["filters"] or [])  # type: ignore[call-overload]
+    matchers = list(args["filters"] or [])
     preset = presets.by_name[str(args["preset"])]  # the argument converter knows the same names
     title = _titled(preset.title, matchers)
     expr = preset_expr(preset, matchers)
@@ -266,18 +266,18 @@ async def metric(presets: Presets, ctx: Context, args: dict[str, object]) -> Rep
         _source(ctx), preset, expr, title=title, links=_links(ctx, expr, DEFAULT_GRAPH_RANGE)))
 
 
-async def slo(targets: SloTargets, ctx: Context, args: dict[str, object]) -> Report:
+async def slo(targets: SloTargets, ctx: Context, args: Args) -> Report:
     from diagnostics.promql import inject_matchers
     from diagnostics.slo import AVAILABILITY_30D, slo_status
 
-    matchers = list(args["filters"] or [])  # type: ignore[call-overload]
+    matchers = list(args["filters"] or [])
     title = _titled("SLO", [*targets.labels, *matchers])
     links = _links(ctx, inject_matchers(AVAILABILITY_30D, [*targets.labels, *matchers]), 30 * 86400)
     return await _report(ctx, title, "prometheus", lambda: slo_status(
         _source(ctx), targets, matchers, title=title, links=links))
 
 
-async def alerts(ctx: Context, args: dict[str, object]) -> Report:
+async def alerts(ctx: Context, args: Args) -> Report:
     from diagnostics.alertmanager import firing_alerts
 
     location = ctx.clients.backend("alertmanager").location
@@ -286,19 +286,19 @@ async def alerts(ctx: Context, args: dict[str, object]) -> Report:
         timeout=ctx.settings.diagnostic_timeout, cache=ctx.clients.cache))
 
 
-async def targets(ctx: Context, args: dict[str, object]) -> Report:
+async def targets(ctx: Context, args: Args) -> Report:
     from diagnostics.prometheus import targets_down
 
     return await _report(ctx, "Prometheus targets", "prometheus", lambda: targets_down(_source(ctx)))
 
 
-async def graph(presets: Presets, ctx: Context, args: dict[str, object]) -> Report:
+async def graph(presets: Presets, ctx: Context, args: Args) -> Report:
     from diagnostics.charts import graph as graph_diagnostic
     from diagnostics.prometheus import preset_expr
 
     query = args["query"]
     assert isinstance(query, GraphQuery)
-    seconds = int(args["range"] or DEFAULT_GRAPH_RANGE)  # type: ignore[call-overload]
+    seconds = int(args["range"] or DEFAULT_GRAPH_RANGE)
     preset = presets.by_name[query.preset] if query.preset else None
     if preset is not None:
         expr, name = preset_expr(preset, query.matchers), preset.name

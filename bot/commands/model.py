@@ -6,7 +6,7 @@ A leaf module: the parser, the table and every bot/checks module build on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, Literal
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
 from bot.commands.report import Report
 
@@ -56,7 +56,10 @@ class Arg:
         return text if self.required else f"[{text}]"
 
 
-Runner = Callable[[Context, dict[str, object]], Awaitable[Report]]
+# A command's arguments by name, each as its Arg's converter made it (str, int, bool, a tuple…):
+# which type a name has is set by the command's Args, which the type system can't follow.
+Args = dict[str, Any]
+Runner = Callable[[Context, Args], Awaitable[Report]]
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class Command:
 @dataclass(frozen=True)
 class Invocation:
     command: Command
-    args: dict[str, object]
+    args: Args
     text: str  # the words as typed, for echoing back
 
 

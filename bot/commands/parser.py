@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.commands.model import Command, Invocation
+from bot.commands.model import Arg, Args, Command, Invocation
 from bot.errors import UsageError
 
 
@@ -25,7 +26,7 @@ class CommandTable:
             raise ValueError(f"duplicate command {command.name}")
         self.commands[command.name] = command
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Command]:
         return iter(self.commands.values())
 
     def parse(self, text: str, default_namespace: str) -> Invocation:
@@ -57,7 +58,12 @@ def split_words(text: str) -> list[str]:
         raise UsageError(f"Could not read the arguments: {e}.") from None
 
 
-def _parse_args(command: Command, words: list[str], default_namespace: str) -> dict[str, object]:
+def _parse_args(command: Command, words: list[str], default_namespace: str) -> Args:
+    return _convert(command, _read_words(command, words), default_namespace)
+
+
+def _read_words(command: Command, words: list[str]) -> dict[str, str]:
+    """The words as {argument name: its text}: options by their flags, the rest by position."""
     usage = command.usage
     options = {flag: arg for arg in command.args for flag in arg.flags}
     positionals = [a for a in command.args if a.positional]
@@ -67,40 +73,55 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> d
     i = 0
     while i < len(words):
         word = words[i]
-        flag, _, inline = word.partition("=")
-        if flag not in options and flag.startswith("-") and not flag.startswith("--") and len(flag) > 2:
-            flag, inline = flag[:2], flag[2:]  # kubectl's -nprod
-        arg = options.get(flag) if word.startswith("-") and len(word) > 1 else None
-        if arg is None and word.startswith("-") and len(word) > 1 and not (rest_arg and command.raw):
+        flag, inline, arg = _option(options, word)
+        if arg is not None:
+            if arg.name in raw:
+                raise UsageError(f"`{flag}` given twice.", usage)
+            raw[arg.name], i = _option_value(arg, flag, inline, words, i, usage)
+        elif word.startswith("-") and len(word) > 1 and not (rest_arg and command.raw):
             known = ", ".join(options) or "none"
             raise UsageError(f"`{command.name}` has no option `{flag}` (options: {known}).", usage)
-        if arg is None:
-            # A positional word; in a raw command anything that isn't a known option is part
-            # of the expression (PromQL may start with '-').
-            if len(raw_positionals := [a for a in positionals if a.name not in raw and a is not rest_arg]):
-                raw[raw_positionals[0].name] = word
-            elif rest_arg is not None:
-                rest_words.append(word)
-            else:
-                raise UsageError(f"Unexpected `{word}`: `{command.name}` takes no more arguments.", usage)
-        elif arg.name in raw:
-            raise UsageError(f"`{flag}` given twice.", usage)
-        elif arg.kind == "switch":
-            if inline:
-                raise UsageError(f"`{flag}` takes no value.", usage)
-            raw[arg.name] = "yes"
-        elif inline:
-            raw[arg.name] = inline
-        elif i + 1 < len(words):
-            i += 1
-            raw[arg.name] = words[i]
+        # A positional word; in a raw command anything that isn't a known option is part
+        # of the expression (PromQL may start with '-').
+        elif (free := next((a for a in positionals if a.name not in raw and a is not rest_arg), None)) is not None:
+            raw[free.name] = word
+        elif rest_arg is not None:
+            rest_words.append(word)
         else:
-            raise UsageError(f"`{flag}` needs a value.", usage)
+            raise UsageError(f"Unexpected `{word}`: `{command.name}` takes no more arguments.", usage)
         i += 1
     if rest_arg is not None and rest_words:
         raw[rest_arg.name] = " ".join(rest_words)
+    return raw
 
-    values: dict[str, object] = {}
+
+def _option(options: dict[str, Arg], word: str) -> tuple[str, str, Arg | None]:
+    """`word` read as an option: its flag, its inline value (`--namespace=prod`, kubectl's `-nprod`)
+    and the option it names (None if it names none, or the word is no option)."""
+    flag, _, inline = word.partition("=")
+    if flag not in options and flag.startswith("-") and not flag.startswith("--") and len(flag) > 2:
+        flag, inline = flag[:2], flag[2:]  # kubectl's -nprod
+    arg = options.get(flag) if word.startswith("-") and len(word) > 1 else None
+    return flag, inline, arg
+
+
+def _option_value(arg: Arg, flag: str, inline: str, words: list[str], i: int, usage: str) -> tuple[str, int]:
+    """The text of option `arg` found at words[i], and the index of the last word it took."""
+    if arg.kind == "switch":
+        if inline:
+            raise UsageError(f"`{flag}` takes no value.", usage)
+        return "yes", i
+    if inline:
+        return inline, i
+    if i + 1 < len(words):
+        return words[i + 1], i + 1
+    raise UsageError(f"`{flag}` needs a value.", usage)
+
+
+def _convert(command: Command, raw: dict[str, str], default_namespace: str) -> Args:
+    """Each argument's value: converted from its text, else its default; a missing required one is an error."""
+    usage = command.usage
+    values: Args = {}
     for arg in command.args:
         if arg.name in raw:
             if arg.kind == "switch":
@@ -117,5 +138,3 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> d
         else:
             values[arg.name] = False if arg.kind == "switch" else arg.default
     return values
-
-

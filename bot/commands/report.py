@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from bot.clients import BackendLocation
 from diagnostics.result import Result, Status
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,6 @@ class Report:
     @property
     def status(self) -> Status:
         return Status.worst([r.status for r in self.results])
-
-
-@dataclass(frozen=True)
-class BackendLocation:
-    """Where a diagnostic's data comes from, for error messages a person can act on."""
-
-    name: str  # "Kubernetes"
-    location: str  # "https://10.0.0.1:6443"; never with credentials
 
 
 DiagnosticFactory = Callable[[], Awaitable[Result]]

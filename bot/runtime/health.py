@@ -6,11 +6,12 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clients import Clients
-from bot.slack.mrkdwn import redact
 from bot.commands.report import describe_exception
+from bot.slack.mrkdwn import redact
 from bot.state.store import Store
 
 CHECK_TIMEOUT = 3.0
@@ -42,7 +43,7 @@ async def readiness(clients: Clients, slack: AsyncWebClient | None, store: Store
         checks["database"] = lambda: _database(s.database_url)
     names = list(checks)
     outcomes = await asyncio.gather(*(_timed(checks[n], s.secrets()) for n in names))
-    return dict(zip(names, outcomes))
+    return dict(zip(names, outcomes, strict=True))
 
 
 async def _timed(check: Callable[[], Awaitable[None]], secrets: tuple[str, ...]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ async def _kubernetes(clients: Clients) -> None:
 
 
 async def _http(clients: Clients, url: str) -> None:
-    async with clients.http.get(url, timeout=CHECK_TIMEOUT) as response:
+    async with clients.http.get(url, timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT)) as response:
         if response.status >= 400:
             raise RuntimeError(f"HTTP {response.status}")
 

@@ -108,8 +108,8 @@ class CommandAnswers:
             report = await execute(invocation, self.context)
         except Exception as e:  # noqa: BLE001 - a bug in a check: one clear line to the person, the log gets the rest
             log.exception("%s %s failed", self.prefix, invocation.command.name)
-            await self._respond(request, {"response_type": "ephemeral",
-                                          "text": f":x: {self._echo(invocation)} failed: {safe(describe_exception(e))}"})
+            text = f":x: {self._echo(invocation)} failed: {safe(describe_exception(e))}"
+            await self._respond(request, {"response_type": "ephemeral", "text": text})
             self._observe(request, "error")
             return
         footer = f"{self._echo(invocation)} · requested by {_mention(request)} · {report.elapsed:.1f} s"

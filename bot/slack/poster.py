@@ -97,7 +97,7 @@ class Poster:
             except Exception as e:  # noqa: BLE001 - only an optimisation for a later lookup
                 log.warning("could not remember the ID of %s: %s", name, e)
 
-    async def channel_id(self, channel: str) -> str | None:
+    async def channel_id(self, channel: str) -> str | None:  # noqa: C901 - 4 places in turn; kept as rewritten
         """The channel's ID: itself if it is one, else what Slack answered for the name before
         (this process or, through the store, an earlier one), else conversations.list."""
         if _CHANNEL_ID.match(channel):

@@ -18,9 +18,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.slack.mrkdwn import safe
-from bot.slack.mrkdwn import link_url, truncate
 from bot.commands.report import Report
+from bot.slack.mrkdwn import link_url, safe, truncate
 from diagnostics.result import Result, Row, Status
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ def _row_line(columns: Sequence[str], row: Row) -> str:
         line += f" — {safe(row.detail)}"
     pairs = [
         f"{safe(col)} {safe(value)}" if col else safe(value)
-        for col, value in zip(columns[1:], rest)
+        for col, value in zip(columns[1:], rest, strict=False)  # a row may have more or fewer cells
         if value != ""
     ]
     if pairs:
@@ -183,10 +182,10 @@ def _table(columns: Sequence[str], rows: list[Row]) -> list[str]:
     widths = [max(len(str(row[i])) for row in grid) for i in range(width)]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     lines = ["    " + fmt([c.upper() for c in header_cells])]
-    for row, cells in zip(rows, grid[1:]):
+    for row, cells in zip(rows, grid[1:], strict=True):
         lines.append(f"  {MARK[row.status]} " + fmt(cells))
         if row.detail:
             lines.append(f"      ↳ {row.detail}")

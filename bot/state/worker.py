@@ -209,7 +209,7 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - try again next beat; the lease outlives a beat
                 log.warning("cannot renew %d lease(s) (%s)", len(held), _one_line(e))
                 continue
-            for (lane, task, old), new in zip(held, renewed):
+            for (lane, task, old), new in zip(held, renewed, strict=False):
                 if task not in lane.running:
                     continue  # it ended meanwhile (a finished job has no lease to renew)
                 if new is None:

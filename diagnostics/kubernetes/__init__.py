@@ -26,6 +26,18 @@ from diagnostics.kubernetes.client import (
     connection_reason,
     make_api_client,
 )
+from diagnostics.kubernetes.configmap import configmap_contents
+from diagnostics.kubernetes.deploy import (
+    Rollout,
+    deployment_pods,
+    deployment_rollout,
+    missing,
+    read_deployment,
+    rollout_state,
+)
+from diagnostics.kubernetes.events import MAX_EVENT_ROWS, FoldedEvent, fold_events, involves, recent_events
+from diagnostics.kubernetes.logs import LogQuery, merge, parse_log, workload_logs
+from diagnostics.kubernetes.nodes import analyse_node, node_status
 from diagnostics.kubernetes.pod_health import (
     HEALTHY_ROWS_KEPT_WHEN_FOLDED,
     POD_COLUMNS,
@@ -38,19 +50,7 @@ from diagnostics.kubernetes.pod_health import (
     summarise_deployment,
 )
 from diagnostics.kubernetes.pods import label_selector_string, pod_status, selector_matches
-from diagnostics.kubernetes.deploy import (
-    Rollout,
-    deployment_pods,
-    deployment_rollout,
-    missing,
-    read_deployment,
-    rollout_state,
-)
-from diagnostics.kubernetes.events import MAX_EVENT_ROWS, FoldedEvent, fold_events, involves, recent_events
-from diagnostics.kubernetes.nodes import analyse_node, node_status
-from diagnostics.kubernetes.logs import LogQuery, merge, parse_log, workload_logs
 from diagnostics.kubernetes.top import analyse_usage, pod_usage
-from diagnostics.kubernetes.configmap import configmap_contents
 
 __all__ = [
     "HEALTHY_ROWS_KEPT_WHEN_FOLDED",

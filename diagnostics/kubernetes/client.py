@@ -29,7 +29,6 @@ from kubernetes.aio.config import ConfigException
 from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.result import Result
 
-
 # Where a pod finds its service-account token; its presence (with the env var) means in-cluster.
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 

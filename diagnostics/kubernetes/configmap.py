@@ -128,4 +128,4 @@ async def configmap_contents(
             return await missing(api, title, f"ConfigMap `{name}`", namespace, timeout=timeout, cache=cache)
         return summarise_configmap(cm, now=now or datetime.now(timezone.utc), title=title)
 
-    return await call_api(api, title, fetch, timeout=timeout)  # type: ignore[return-value]
+    return await call_api(api, title, fetch, timeout=timeout)

@@ -128,10 +128,11 @@ def _last_rollout(dep: V1Deployment, replicasets: Sequence[V1ReplicaSet], now: d
     """When the current revision's ReplicaSet was created; else the Progressing condition's update."""
     revision = _annotation(dep.metadata, REVISION)
     current = [rs for rs in replicasets if revision and _annotation(rs.metadata, REVISION) == revision]
-    dated = [rs for rs in current or replicasets if rs.metadata and rs.metadata.creation_timestamp]
+    created = [rs.metadata.creation_timestamp for rs in current or replicasets
+               if rs.metadata and rs.metadata.creation_timestamp]
     when: datetime | None = None
-    if dated:
-        when = max(rs.metadata.creation_timestamp for rs in dated)  # type: ignore[union-attr]
+    if created:
+        when = max(created)
     else:
         progressing = _condition(dep, "Progressing")
         when = progressing.last_update_time if progressing is not None else None
@@ -166,7 +167,7 @@ def _condition_row(c: client.V1DeploymentCondition, now: datetime) -> Row:
     status = Status.CRITICAL if bad else Status.WARNING if unavailable else Status.OK
     changed = c.last_transition_time or c.last_update_time
     return Row(
-        cells=(c.type, c.status, c.reason or "", f"{humanise_age(changed, now)} ago" if changed else ""),
+        cells=(c.type or "", c.status or "", c.reason or "", f"{humanise_age(changed, now)} ago" if changed else ""),
         status=status,
         detail=truncate(one_line(c.message or "")) if status is not Status.OK else "",
     )

@@ -30,7 +30,7 @@ from kubernetes.aio.client import ApiClient, ApiException, V1Pod
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
-from diagnostics.kubernetes.client import status_message, call_api
+from diagnostics.kubernetes.client import call_api, status_message
 from diagnostics.kubernetes.deploy import deployment_pods, missing, read_deployment, read_or_none
 from diagnostics.kubernetes.pod_health import analyse_pod
 from diagnostics.result import FileAttachment, Result, Row, Status
@@ -241,7 +241,7 @@ async def workload_logs(
             result.summary += f" · first {len(chosen)} of {len(names)} pods read"
         return result
 
-    return await call_api(api, title, fetch, timeout=timeout)  # type: ignore[return-value]
+    return await call_api(api, title, fetch, timeout=timeout)
 
 
 async def _find_pods(
@@ -266,7 +266,7 @@ async def _read_log(
     now: datetime, timeout: float, cache: QueryCache | None,
 ) -> PodLog:
     core = client.CoreV1Api(api)
-    name = pod.metadata.name if pod.metadata is not None else "?"
+    name = (pod.metadata.name if pod.metadata is not None else None) or "?"
     container = query.container or default_container(pod)
     hint = ""
     health = analyse_pod(pod, now=now)

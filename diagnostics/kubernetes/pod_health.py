@@ -19,7 +19,6 @@ from kubernetes.aio.client import V1Deployment, V1Pod
 from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.result import Result, Row, Status
 
-
 POD_COLUMNS = ("Pod", "Phase", "Ready", "Restarts", "Age", "Node")
 
 # Healthy rows kept when the rest are folded into `folded_rows_note`.
@@ -98,11 +97,19 @@ _STARTING = {"ContainerCreating", "PodInitializing"}
 
 def as_pod(pod: V1Pod | Mapping[str, Any]) -> V1Pod:
     """Accept the typed model or the API's plain dict (as tests and fixtures build them)."""
-    return pod if isinstance(pod, V1Pod) else V1Pod.from_dict(dict(pod))
+    if isinstance(pod, V1Pod):
+        return pod
+    parsed = V1Pod.from_dict(dict(pod))
+    assert parsed is not None  # from_dict answers None for None only
+    return parsed
 
 
 def as_deployment(deployment: V1Deployment | Mapping[str, Any]) -> V1Deployment:
-    return deployment if isinstance(deployment, V1Deployment) else V1Deployment.from_dict(dict(deployment))
+    if isinstance(deployment, V1Deployment):
+        return deployment
+    parsed = V1Deployment.from_dict(dict(deployment))
+    assert parsed is not None  # from_dict answers None for None only
+    return parsed
 
 
 def analyse_pod(pod: V1Pod | Mapping[str, Any], *, now: datetime) -> PodHealth:
@@ -195,43 +202,14 @@ def _init_problem(pod: V1Pod, now: datetime) -> _Problem | None:
 def _container_problem(pod: V1Pod, s: client.V1ContainerStatus, now: datetime) -> _Problem | None:
     state = s.state or client.V1ContainerState()
     last = s.last_state.terminated if s.last_state else None
-    waiting_reason = state.waiting.reason if state.waiting else None
     who = f"container `{s.name}`: " if _container_count(pod) > 1 else ""
 
     # OOM first: it has its own fix (raise the limit), whatever state the restart loop is in.
-    oom = state.terminated if state.terminated and state.terminated.reason == "OOMKilled" else None
-    if oom is None and last is not None and last.reason == "OOMKilled" and not s.ready:
-        oom = last
-    if oom is not None:
-        detail = f"{who}OOMKilled — exit {oom.exit_code}, memory limit {_memory_limit(pod, s.name)}"
-        if oom.finished_at is not None:
-            detail += f", {_ago(oom.finished_at, now)}"
-        if waiting_reason == "CrashLoopBackOff":
-            detail += " · CrashLoopBackOff"
-        return _Problem("OOMKilled", detail, _SEVERITY["OOMKilled"])
-
-    if waiting_reason == "CrashLoopBackOff":
-        detail = f"{who}CrashLoopBackOff"
-        if last is not None:
-            detail += f" — last exit {_exit(last)} {_ago(last.finished_at, now)}"
-            if last.message:
-                detail += f": {truncate(one_line(last.message))}"
-        return _Problem("CrashLoopBackOff", detail, _SEVERITY["CrashLoopBackOff"])
-
-    if waiting_reason in _IMAGE_PULL:
-        image = _spec_image(pod, s.name) or s.image
-        message = truncate(one_line(state.waiting.message or "")) if state.waiting else ""
-        detail = f"{who}{waiting_reason} — {image}" + (f": {message}" if message else "")
-        return _Problem(waiting_reason, detail, _SEVERITY.get(waiting_reason, _SEVERITY["ImagePullBackOff"]))
-
-    if waiting_reason in _STARTING:
-        return _Problem(waiting_reason, f"{who}{waiting_reason}", _SEVERITY["ContainerCreating"])
-
-    if waiting_reason is not None:
-        # CreateContainerConfigError (missing secret/configmap key), RunContainerError, …
-        message = truncate(one_line(state.waiting.message or "")) if state.waiting else ""
-        detail = f"{who}{waiting_reason}" + (f" — {message}" if message else "")
-        return _Problem(waiting_reason, detail, _SEVERITY["ContainerConfig"])
+    problem = _oom_problem(pod, s, state, last, who, now)
+    if problem is None:
+        problem = _waiting_problem(pod, s, state, last, who, now)
+    if problem is not None:
+        return problem
 
     if state.terminated is not None and state.terminated.exit_code != 0:
         detail = f"{who}exited {_exit(state.terminated)} {_ago(state.terminated.finished_at, now)}"
@@ -245,6 +223,52 @@ def _container_problem(pod: V1Pod, s: client.V1ContainerStatus, now: datetime) -
         detail = f"{who}restarted — last exit {_exit(last)} {_ago(last.finished_at, now)}"
         return _Problem("Restarted", detail, _SEVERITY["Restarted"])
     return None
+
+
+def _oom_problem(pod: V1Pod, s: client.V1ContainerStatus, state: client.V1ContainerState,
+                 last: client.V1ContainerStateTerminated | None, who: str, now: datetime) -> _Problem | None:
+    """OOMKilled now, or last time if the container is not ready again."""
+    oom = state.terminated if state.terminated and state.terminated.reason == "OOMKilled" else None
+    if oom is None and last is not None and last.reason == "OOMKilled" and not s.ready:
+        oom = last
+    if oom is None:
+        return None
+    detail = f"{who}OOMKilled — exit {oom.exit_code}, memory limit {_memory_limit(pod, s.name)}"
+    if oom.finished_at is not None:
+        detail += f", {_ago(oom.finished_at, now)}"
+    if state.waiting is not None and state.waiting.reason == "CrashLoopBackOff":
+        detail += " · CrashLoopBackOff"
+    return _Problem("OOMKilled", detail, _SEVERITY["OOMKilled"])
+
+
+def _waiting_problem(pod: V1Pod, s: client.V1ContainerStatus, state: client.V1ContainerState,
+                     last: client.V1ContainerStateTerminated | None, who: str, now: datetime) -> _Problem | None:
+    """A waiting container: restart loop, image, still starting, or stuck on its configuration."""
+    waiting = state.waiting
+    if waiting is None or waiting.reason is None:
+        return None
+    reason = waiting.reason
+
+    if reason == "CrashLoopBackOff":
+        detail = f"{who}CrashLoopBackOff"
+        if last is not None:
+            detail += f" — last exit {_exit(last)} {_ago(last.finished_at, now)}"
+            if last.message:
+                detail += f": {truncate(one_line(last.message))}"
+        return _Problem("CrashLoopBackOff", detail, _SEVERITY["CrashLoopBackOff"])
+
+    message = truncate(one_line(waiting.message or ""))
+    if reason in _IMAGE_PULL:
+        image = _spec_image(pod, s.name) or s.image
+        detail = f"{who}{reason} — {image}" + (f": {message}" if message else "")
+        return _Problem(reason, detail, _SEVERITY.get(reason, _SEVERITY["ImagePullBackOff"]))
+
+    if reason in _STARTING:
+        return _Problem(reason, f"{who}{reason}", _SEVERITY["ContainerCreating"])
+
+    # CreateContainerConfigError (missing secret/configmap key), RunContainerError, …
+    detail = f"{who}{reason}" + (f" — {message}" if message else "")
+    return _Problem(reason, detail, _SEVERITY["ContainerConfig"])
 
 
 def _not_ready(

@@ -18,7 +18,6 @@ from diagnostics.kubernetes.client import call_api
 from diagnostics.kubernetes.pod_health import summarise_deployment
 from diagnostics.result import Result, Status
 
-
 # ---------------------------------------------------------------------------------------
 # The `pods` diagnostic: API calls
 # ---------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ async def pod_usage(
             raise
         pods = await cached(cache, ("k8s.pods", host, namespace, None),
                             lambda: core.list_namespaced_pod(namespace, _request_timeout=timeout))
-        items = list((metrics or {}).get("items") or [])
+        items = list(metrics.get("items") or []) if isinstance(metrics, dict) else []  # JSON: a dict
         if not items:
             gone = not pods.items and await namespace_missing(api, namespace, timeout=timeout, cache=cache)
             summary = (f"Namespace `{namespace}` not found" if gone
@@ -223,4 +223,4 @@ async def pod_usage(
         usages = [analyse_usage(m, by_name.get(_pod_name(m))) for m in items]
         return summarise_usage(usages, title=title, sort=sort, unmeasured=len(running - measured))
 
-    return await call_api(api, title, fetch, timeout=timeout)  # type: ignore[return-value]
+    return await call_api(api, title, fetch, timeout=timeout)

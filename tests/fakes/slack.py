@@ -313,39 +313,55 @@ def block_problems(blocks: list[Any]) -> list[str]:
             problems.append(
                 f"[ERROR] must be less than {MAX_BLOCK_ID + 1} characters [json-pointer:{at}/block_id]"
             )
-        kind = block["type"]
-        if kind == "section":
-            if "text" not in block and "fields" not in block and "expand" not in block:
-                problems.append(f"[ERROR] must provide either text or fields [json-pointer:{at}]")
-            if "text" in block:
-                problems += _length_problem(_text_of(block["text"]), MAX_SECTION_TEXT, f"{at}/text/text")
-            fields = block.get("fields")
-            if fields is not None:
-                if not isinstance(fields, list) or len(fields) > MAX_SECTION_FIELDS:
-                    problems.append(
-                        f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed [json-pointer:{at}/fields]"
-                    )
-                else:
-                    for j, f in enumerate(fields):
-                        problems += _length_problem(_text_of(f), MAX_FIELD_TEXT, f"{at}/fields/{j}/text")
-        elif kind == "header":
-            text = block.get("text")
-            if not isinstance(text, dict) or text.get("type") != "plain_text":
-                problems.append(f"[ERROR] must be a plain_text text object [json-pointer:{at}/text]")
-            problems += _length_problem(_text_of(text), MAX_HEADER_TEXT, f"{at}/text/text")
-        elif kind == "context":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ELEMENTS:
-                problems.append(
-                    f"[ERROR] must have 1 to {MAX_CONTEXT_ELEMENTS} items [json-pointer:{at}/elements]"
-                )
-        elif kind == "actions":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ACTIONS_ELEMENTS:
-                problems.append(
-                    f"[ERROR] must have 1 to {MAX_ACTIONS_ELEMENTS} items [json-pointer:{at}/elements]"
-                )
+        check = _BLOCK_CHECKS.get(block["type"])
+        if check is not None:
+            problems += check(block, at)
     return problems
+
+
+def _section_problems(block: dict[str, Any], at: str) -> list[str]:
+    problems: list[str] = []
+    if "text" not in block and "fields" not in block and "expand" not in block:
+        problems.append(f"[ERROR] must provide either text or fields [json-pointer:{at}]")
+    if "text" in block:
+        problems += _length_problem(_text_of(block["text"]), MAX_SECTION_TEXT, f"{at}/text/text")
+    fields = block.get("fields")
+    if fields is None:
+        return problems
+    if not isinstance(fields, list) or len(fields) > MAX_SECTION_FIELDS:
+        problems.append(f"[ERROR] no more than {MAX_SECTION_FIELDS} items allowed [json-pointer:{at}/fields]")
+        return problems
+    for j, f in enumerate(fields):
+        problems += _length_problem(_text_of(f), MAX_FIELD_TEXT, f"{at}/fields/{j}/text")
+    return problems
+
+
+def _header_problems(block: dict[str, Any], at: str) -> list[str]:
+    problems: list[str] = []
+    text = block.get("text")
+    if not isinstance(text, dict) or text.get("type") != "plain_text":
+        problems.append(f"[ERROR] must be a plain_text text object [json-pointer:{at}/text]")
+    return problems + _length_problem(_text_of(text), MAX_HEADER_TEXT, f"{at}/text/text")
+
+
+def _elements_problems(most: int) -> Callable[[dict[str, Any], str], list[str]]:
+    """A context or actions block: 1 to `most` elements."""
+
+    def problems(block: dict[str, Any], at: str) -> list[str]:
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= most:
+            return [f"[ERROR] must have 1 to {most} items [json-pointer:{at}/elements]"]
+        return []
+
+    return problems
+
+
+_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "section": _section_problems,
+    "header": _header_problems,
+    "context": _elements_problems(MAX_CONTEXT_ELEMENTS),
+    "actions": _elements_problems(MAX_ACTIONS_ELEMENTS),
+}
 
 
 def checked_metadata(value: Any, *, removable: bool) -> dict[str, Any] | None:

@@ -48,7 +48,8 @@ templates:
 
 ALERTS = [
     {"labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
-     "annotations": {"summary": "High error rate detected", "description": "Error rate is 7.31% for the last 5 minutes"}},
+     "annotations": {"summary": "High error rate detected",
+                     "description": "Error rate is 7.31% for the last 5 minutes"}},
     {"labels": {"alertname": "DatabaseDown", "job": "postgresql", "severity": "critical"},
      "annotations": {"summary": "Database is down",
                      "description": "PostgreSQL database has been down for more than 1 minute"}},

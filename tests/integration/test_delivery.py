@@ -69,7 +69,7 @@ async def test_alerts_arriving_while_slack_fails_are_each_posted_once_when_it_re
 ):
     fake_slack.outage(mode, retry_after=1)
     body = storm(10)
-    for bot, part in zip(bots, split(body, len(bots))):  # replicas each take some of the alerts
+    for bot, part in zip(bots, split(body, len(bots)), strict=True):  # replicas each take some of the alerts
         assert await send(http, bot, part) == 200
     # Barrier: the bot tried and failed (hung calls count once the client gave up on them).
     await fake_slack.wait_for("chat.postMessage", ok=False, count=2, timeout=15)

@@ -3,7 +3,6 @@ behind it, the fake Slack Web API recording the message and the file uploads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 

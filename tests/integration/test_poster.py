@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,7 +18,7 @@ async def test_posts_to_one_channel_are_spaced_by_the_interval_and_channels_do_n
     await asyncio.gather(*(poster.post("#alerts", f"alert {i}") for i in range(4)), poster.post("#ops", "answer"))
     times = {c.params["text"]: c.time for c in fake_slack.calls if c.method == "chat.postMessage"}
     alerts = sorted(times[f"alert {i}"] for i in range(4))
-    gaps = [b - a for a, b in zip(alerts, alerts[1:])]
+    gaps = [b - a for a, b in pairwise(alerts)]
     assert all(gap >= 0.18 for gap in gaps), gaps
     # #ops went out while #alerts was still waiting its turn.
     assert times["answer"] < alerts[1]

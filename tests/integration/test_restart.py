@@ -21,8 +21,13 @@ import yaml
 from bot.state.store import open_store
 from tests.plugins.kube import seed_checkout_prod
 from tests.servers.process import free_port
-from tests.storms import assert_each_alert_posted_once_with_its_investigation, fingerprints, is_finished_investigation
-from tests.storms import split, storm
+from tests.storms import (
+    assert_each_alert_posted_once_with_its_investigation,
+    fingerprints,
+    is_finished_investigation,
+    split,
+    storm,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +79,12 @@ async def send(http: aiohttp.ClientSession, bot: BotProcess, body: dict) -> None
         assert response.status == 200, await response.text()
 
 
+async def send_storm(http: aiohttp.ClientSession, bots: list[BotProcess], body: dict) -> None:
+    """Alertmanager sends the storm, each replica a share."""
+    parts = split(body, len(bots))
+    await asyncio.gather(*(send(http, bot, part) for bot, part in zip(bots, parts, strict=True)))
+
+
 @pytest.fixture(params=["sqlite", "redis-2-replicas"])
 def state(request, tmp_path) -> tuple[str, int]:
     """(STATE_URL, how many replicas share it)."""
@@ -104,7 +115,7 @@ async def test_a_restart_in_the_middle_of_a_storm_posts_every_alert_once_with_it
     try:
         await asyncio.gather(*(bot.start() for bot in bots))
         async with aiohttp.ClientSession() as http:
-            await asyncio.gather(*(send(http, bot, part) for bot, part in zip(bots, split(body, replicas))))
+            await send_storm(http, bots, body)
             await fake_slack.wait_for_message("#alerts-critical", count=25, where=lambda m: m.thread_ts is None,
                                               timeout=30)
             code = await bots[0].stop(sig)
@@ -113,7 +124,7 @@ async def test_a_restart_in_the_middle_of_a_storm_posts_every_alert_once_with_it
             assert len([m for m in fake_slack.messages("#alerts-critical") if is_finished_investigation(m)]) < STORM
             await bots[0].start()  # same port, same STATE_URL
             # Alertmanager sends everything again: its retry of what it thinks failed, and its repeat.
-            await asyncio.gather(*(send(http, bot, part) for bot, part in zip(bots, split(body, replicas))))
+            await send_storm(http, bots, body)
             await fake_slack.wait_for_message("#alerts-critical", count=STORM, where=is_finished_investigation,
                                               timeout=90)
         for bot in bots:

@@ -3,7 +3,6 @@ fake Slack Web API recording what the bot posts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 

@@ -51,10 +51,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import kmock as kmock_lib
 import pytest
 import yaml
 
-import kmock as kmock_lib
 from diagnostics.kubernetes import make_api_client
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=timezone.utc)

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,7 +156,7 @@ def start_on_free_port(
         )
         try:
             what = f"{name} on port {port}"
-            wait_until(lambda: is_ready(port), timeout=timeout, what=what, process=process)
+            wait_until(partial(is_ready, port), timeout=timeout, what=what, process=process)
         except BaseException as error:  # also Ctrl-C: never leave a half-started server behind
             process.stop()
             clash = "address already in use" in process.tail().lower()

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerting.model import Alert
 from bot.alerting.ingest import AlertPayloadError, match_post, parse_post, parse_webhook
+from bot.alerting.model import Alert
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 

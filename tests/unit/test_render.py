@@ -1,7 +1,7 @@
 import json
 
-from bot.slack.render import MAX_BLOCKS, SECTION_LIMIT, report_message, report_text
 from bot.commands.report import Report
+from bot.slack.render import MAX_BLOCKS, SECTION_LIMIT, report_message, report_text
 from diagnostics.result import Link, Result, Row, Status
 
 
@@ -74,7 +74,7 @@ def test_credentials_in_backend_errors_never_reach_slack():
 
 def test_alert_links_carry_no_credentials_and_cannot_break_the_link():
     from bot.alerting.model import Alert
-    from bot.slack.render_alerts import alert_message
+    from bot.alerting.render import alert_message
 
     alert = Alert(fingerprint="ab", status="firing", labels={"alertname": "X", "severity": "critical"})
     message = alert_message(alert, [("Grafana", "https://admin:S3cret@grafana.internal/d/x"),

@@ -16,9 +16,9 @@ import yaml
 from bot.alerting.config import AlertSettings
 from bot.all_sections import Sections, load_sections
 from bot.errors import ConfigError
-from bot.state.config import DeliveryConfig
 from bot.sections import Where, key, read, text, whole
 from bot.settings import SECTIONS, Settings, load_settings
+from bot.state.config import DeliveryConfig
 from diagnostics.elasticsearch import LogFields
 from diagnostics.http import DEFAULT_DEPENDENCIES
 from diagnostics.presets import DEFAULT_PRESETS, SloTargets

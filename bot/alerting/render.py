@@ -8,10 +8,9 @@ from typing import Sequence
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
 
 from bot.alerting.model import Alert
-from bot.slack.mrkdwn import safe
-from bot.slack.mrkdwn import link_url, truncate
-from diagnostics.durations import spoken_duration
+from bot.slack.mrkdwn import link_url, safe, truncate
 from bot.slack.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
+from diagnostics.durations import spoken_duration
 from diagnostics.result import Result
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
@@ -52,13 +51,13 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
 def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[list[Result] | None],
                           actions: Sequence[str], prefix: str = "/ops") -> Message:
     """The thread reply: results so far, steps still running, the runbook's mitigations."""
-    running = [step for step, done in zip(steps, results) if done is None]
+    running = [step for step, done in zip(steps, results, strict=False) if done is None]
     if running:
         head = f":mag: *Investigating {safe(alert.name)}* — {len(steps) - len(running)}/{len(steps)} checks done"
     else:
         head = f":mag: *Investigation · {safe(alert.name)}* — {len(steps)} checks"
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=head))]
-    for step, done in zip(steps, results):
+    for step, done in zip(steps, results, strict=False):
         if done is None:
             continue
         blocks.append(DividerBlock())
