@@ -5,6 +5,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The integration tests mostly wait on servers: four pytest workers (pytest-xdist) share two cores
+# well. `make test PYTEST_ARGS=` runs them in one process.
+PYTEST_ARGS ?= -n 4
 
 .PHONY: run test check install install-test install-check system-deps
 

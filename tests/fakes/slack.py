@@ -718,6 +718,15 @@ class FakeSlack:
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
+    async def deliveries_answered(self, timeout: float = 10.0) -> list[int]:
+        """Wait until every event delivered so far has been answered; the statuses, in order.
+        A barrier: with the bot acknowledging only after recording its work, an answered delivery
+        means the work is recorded (or was refused)."""
+        pending = list(self._deliveries)
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
+        return list(self.event_responses)
+
     async def _deliver(self, event: dict[str, Any]) -> None:
         import aiohttp
 

@@ -167,8 +167,7 @@ async def test_alertmanager_post_in_a_channel_gets_the_playbook_in_its_thread_on
              "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"}
     fake_slack.deliver_event(event)
     fake_slack.deliver_event(copy.deepcopy(event))  # Slack retrying it (same channel and ts)
-    await fake_slack.wait_for("chat.update", timeout=15)
-    await asyncio.sleep(0.2)
+    assert await fake_slack.deliveries_answered() == [200, 200]  # both recorded (or merged)
     await bot.threads.drain()
     replies = thread(fake_slack, channel, "1732500999.000100")
     assert len(replies) == 1
@@ -181,9 +180,8 @@ async def test_a_post_that_matches_no_alert_gets_no_reply(bot, fake_slack, signi
     post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
     fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
                               "attachments": post["attachments"], "channel": "C0ALERTS", "ts": "1.000200"})
-    await asyncio.sleep(0.5)
-    await bot.threads.drain()
-    assert fake_slack.event_responses == [200]
+    assert await fake_slack.deliveries_answered() == [200]  # barrier: the post's job is recorded
+    await bot.threads.drain()  # ... and done
     assert not fake_slack.messages()
     assert "no active alert matches" in caplog.text
 
@@ -365,3 +363,51 @@ async def test_a_new_firing_of_the_same_alert_opens_a_new_thread(bot, http, fake
     roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
     assert len(roots) == 2
     assert all(len(thread(fake_slack, "#alerts-critical", r.ts)) == 1 for r in roots)
+
+
+class _ResolvesDuringTheNote:
+    """The state store, except that a resolution is stored by someone else (another replica, a
+    resolved notification) between the moment the "still firing" note reads the thread and the
+    moment it writes it back: exactly the interleaving that used to flip a resolved thread back."""
+
+    def __init__(self, store, key: str) -> None:
+        self._store, self._key = store, key
+        self.interleaved = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def put_if(self, key, value, version, ttl=None):
+        if key == self._key and not self.interleaved and value.get("status") == "firing" \
+                and any(name.startswith("note:") for name in value.get("posts", {})):
+            self.interleaved = True
+            current = await self._store.get(key)
+            resolved = {**current.value, "status": "resolved", "ends_at": "2026-11-25T00:05:12.618000+00:00"}
+            assert await self._store.put_if(key, resolved, current.version, ttl=ttl)
+        return await self._store.put_if(key, value, version, ttl=ttl)
+
+
+async def test_a_resolution_stored_while_a_still_firing_note_is_decided_is_not_overwritten(
+    start_bot, bot_env, kube, chatops_yaml, http, fake_slack
+):
+    from bot.alerting.state import load_thread
+
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": chatops_yaml(cooldown_minutes=0)})
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    key = "thread:webhook:" + webhook_body()["alerts"][0]["fingerprint"]
+    interleaving = _ResolvesDuringTheNote(bot.threads.store, key)
+    bot.threads.store = interleaving
+    await post_webhook(http, bot, webhook_body())  # a repeat: after the cool-down (0), a note is due
+    await bot.threads.drain()
+    assert interleaving.interleaved
+    thread = await load_thread(bot.runtime.store, key)
+    assert thread is not None and thread.status == "resolved"  # not flipped back to firing
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    assert not [m for m in thread_messages(fake_slack, root) if "Still firing" in (m.text or "")]
+
+
+def thread_messages(fake_slack, root):
+    return [m for m in fake_slack.messages(root.channel) if m.thread_ts == root.ts]

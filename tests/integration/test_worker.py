@@ -110,31 +110,34 @@ async def test_submitted_jobs_run_once_each_and_leave_nothing_behind(stores, wor
 async def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(stores, workers, clock):
     store = stores()
     attempts: list[float] = []
-    worker = Worker(store, CONFIG)
-    worker.lane("alerts", 1)
+    retried: list[str] = []
+    worker = Worker(store, CONFIG, on_outcome=lambda kind, outcome: retried.append(outcome))
 
     async def flaky(j: Job) -> None:
         attempts.append(clock.now())
         if len(attempts) < 3:
             raise TemporaryError("Slack is down")
 
+    worker.lane("alerts", 1)
     worker.handle("echo", flaky)
     workers(worker)
     await worker.submit([job(1)])
-    await until(lambda: len(attempts) == 1)
-    # Not run again before its backoff is over (the store says it is not due), then run.
-    stored = await store.job("job-1")
-    assert stored is not None and stored.due > clock.now()
-    clock.advance(stored.due - clock.now())
-    await until(lambda: len(attempts) == 2)
-    clock.advance(CONFIG.retry_max_seconds)
+    for attempt in (1, 2):
+        await until(lambda n=attempt: retried.count("retried") == n)  # the failure is recorded
+        # Not run again before its backoff is over (the store says it is not due), then run.
+        stored = await store.job("job-1")
+        assert stored is not None and stored.due > clock.now()
+        assert len(attempts) == attempt
+        clock.advance(stored.due - clock.now())
     await asyncio.wait_for(worker.idle(), 5)
-    assert len(attempts) == 3 and await store.pending() == 0
+    assert len(attempts) == 3 and retried == ["retried", "retried", "done"]
+    assert await store.pending() == 0
 
 
 async def test_a_job_still_failing_after_the_give_up_time_is_dropped_and_logged(stores, workers, clock):
     store = stores()
-    worker = Worker(store, CONFIG)
+    outcomes: list[str] = []
+    worker = Worker(store, CONFIG, on_outcome=lambda kind, outcome: outcomes.append(outcome))
     worker.lane("alerts", 1)
     calls = []
 
@@ -145,10 +148,10 @@ async def test_a_job_still_failing_after_the_give_up_time_is_dropped_and_logged(
     worker.handle("echo", broken)
     workers(worker)
     await worker.submit([job(1)])
-    await until(lambda: len(calls) == 1)
+    await until(lambda: outcomes == ["retried"])  # the first failure is recorded, with its backoff
     clock.advance(CONFIG.give_up_after_minutes * 60 + 1)
     await asyncio.wait_for(worker.idle(), 5)
-    assert len(calls) == 2
+    assert len(calls) == 2 and outcomes == ["retried", "given_up"]
     (failed,) = await store.read_log(FAILED_LOG)
     assert failed.entry["job"] == "job-1" and "Alertmanager unreachable" in failed.entry["error"]
 
