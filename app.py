@@ -145,7 +145,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     validate_steps(sections.playbooks, lambda line: table.parse(line, settings.default_namespace),
                    settings.config_name)
     delivery, alerts = sections.delivery, sections.alerts
-    clients = await Clients.build(settings)
+    clients = await Clients.build(settings, serving=True)
     metrics = Metrics()
     runtime = Runtime(settings=settings, sections=sections, clients=clients, table=table, metrics=metrics,
                       store=open_store(settings.state_url))

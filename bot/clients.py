@@ -61,7 +61,9 @@ class Clients:
     _aws_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
-    async def build(cls, settings: Settings) -> "Clients":
+    async def build(cls, settings: Settings, *, serving: bool = False) -> "Clients":
+        """`serving`: for a long-running server, load what clients would otherwise load lazily on
+        the event loop (the Kubernetes models), in a thread, now."""
         # Short connect timeout: a backend that doesn't answer a TCP handshake in 5 s is down.
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.diagnostic_timeout, connect=5))
         clients = cls(settings=settings, http=http, cache=QueryCache(ttl=settings.cache_ttl))
@@ -75,6 +77,10 @@ class Clients:
                     )
                 except KubernetesConfigError as e:
                     raise ClientSetupError(str(e)) from None
+                if serving:
+                    from diagnostics.kubernetes.client import load_models
+
+                    await asyncio.to_thread(load_models)
             if settings.elasticsearch_url:
                 clients.elasticsearch = _elasticsearch(settings)
             if settings.prometheus_url:

@@ -66,6 +66,20 @@ async def make_api_client(kubeconfig_path: str | None, *, in_cluster: bool | Non
         raise KubernetesConfigError(f"{where}: cannot load TLS certificates: {one_line(str(e))}") from None
 
 
+def load_models() -> None:
+    """Import every API and model class of the Kubernetes client (about 2 s, once per process).
+
+    The client imports a class the first time a call or a response needs it, on the event loop
+    (CoreV1Api alone takes 0.6 s): a server would stall for a second or more on its first pod
+    list. A server calls this in a thread at start instead (the terminal, running one command,
+    does not).
+    """
+    import kubernetes.aio.client as kubernetes_client
+
+    for name in kubernetes_client.__all__:
+        getattr(kubernetes_client, name)
+
+
 def _running_in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.is_file()
 
