@@ -1,6 +1,6 @@
 """What a diagnostic returns: plain data, no Slack types.
 
-One renderer (bot/render.py) turns a Result into Block Kit or terminal text, so a new
+One renderer (bot/slack/render.py) turns a Result into Block Kit or terminal text, so a new
 diagnostic needs no rendering code. Text in a Result is raw: it came from a backend or
 a user and is escaped by the renderer, never here.
 """

@@ -6,8 +6,8 @@ the default template or the runbook's own receivers that text does not say which
 is: the default title carries label VALUES only; the runbook's title is just "🚨 Critical
 Alert" with the descriptions as text. So a post is parsed for what it does say and
 matched against Alertmanager's API v2; no match means no reply, never a wrong playbook.
-The recommended template (manifests/alertmanager-slack-template.yml) puts the alerts'
-fingerprints in the footer, which makes the match exact.
+The recommended template (manifests/chatops.tmpl, used by manifests/alertmanager-slack-
+receivers.yml) puts the alerts' fingerprints in the footer, which makes the match exact.
 """
 
 from __future__ import annotations

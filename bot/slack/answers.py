@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +78,7 @@ class CommandAnswers:
 
     async def accept(self, body: dict[str, Any]) -> Request:
         """Record the command's job (the caller acknowledges after this returns)."""
-        request = Request.from_body(body, time.time())
+        request = Request.from_body(body, self.store.clock.now())
         await self.worker.submit([NewJob(id=keys.command(request.id), kind=keys.KIND_COMMAND,
                                          lane=keys.LANE_COMMANDS, payload=request.__dict__)])
         return request
@@ -168,7 +167,7 @@ class CommandAnswers:
 
     def _observe(self, request: Request, outcome: str) -> None:
         if self.observe is not None:
-            self.observe(max(time.time() - request.received, 0.0), outcome)
+            self.observe(max(self.store.clock.now() - request.received, 0.0), outcome)
 
 
 def _mention(request: Request) -> str:

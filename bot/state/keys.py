@@ -10,9 +10,10 @@ Documents
                                            "post" (Alertmanager posted it in Slack)
     command:{request}                      a slash command's answer (the post, once it is made)
     slack-channel:{name}                   the ID Slack answered for a channel addressed by name
-Claims
     seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
                                            deliver the same event again for a few minutes)
+Logs
+    work-failed                            jobs given up on: id, kind, attempts, the last error
 Sets
     open-post-threads                      fingerprints whose Alertmanager-post thread is firing
 Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each other)
@@ -45,6 +46,7 @@ KIND_COMMAND = "command"
 KIND_MENTION = "mention"
 
 OPEN_POST_THREADS = "open-post-threads"
+FAILED_WORK_LOG = "work-failed"
 
 
 def thread(source: ThreadSource, fingerprint: str) -> str:

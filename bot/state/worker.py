@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import PermanentError, TemporaryError
+from bot.state import keys
 from bot.state.config import DeliveryConfig
 from bot.state.store import Job, Lease, NewJob, Store
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Job], Awaitable[None]]
 # Told the job kind and how it ended: done, retried, given_up, failed, released, lost.
 OutcomeHook = Callable[[str, str], None]
-FAILED_LOG = "work-failed"
+FAILED_LOG = keys.FAILED_WORK_LOG
 
 
 @dataclass
