@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The integration tests mostly wait on servers: four pytest workers (pytest-xdist) share two cores
-# well. `make test PYTEST_ARGS=` runs them in one process.
-PYTEST_ARGS ?= -n 4
+# well; tests marked with one xdist_group run on one worker, in turn. `make test PYTEST_ARGS=` runs
+# everything in one process.
+PYTEST_ARGS ?= -n 4 --dist loadgroup
 
 .PHONY: run test check install install-test install-check system-deps
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable
 
@@ -83,15 +84,18 @@ class RunningBot:
         """Stop taking work; let running jobs finish (bounded) and hand the rest back to the store,
         where the next start or another replica takes them; close the store last."""
         runtime = self.runtime
+        started = time.monotonic()
         log.info("stopping: %d job(s) running", self.worker.running)
         runtime.draining = True
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
         await self.worker.stop(runtime.settings.shutdown_grace_seconds)
+        worked = time.monotonic()
         await self.runner.cleanup()
         await runtime.clients.close()
         await runtime.store.close()
-        log.info("stopped")
+        log.info("stopped in %.1f s (work finished or handed back in %.1f s)", time.monotonic() - started,
+                 worked - started)
 
 
 def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker") -> "AlertThreads":
@@ -145,7 +149,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     validate_steps(sections.playbooks, lambda line: table.parse(line, settings.default_namespace),
                    settings.config_name)
     delivery, alerts = sections.delivery, sections.alerts
-    clients = await Clients.build(settings, serving=True)
+    clients = await Clients.build(settings)
     metrics = Metrics()
     runtime = Runtime(settings=settings, sections=sections, clients=clients, table=table, metrics=metrics,
                       store=open_store(settings.state_url))
@@ -168,6 +172,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     runner = web.AppRunner(server, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=settings.port).start()
+    clients.preload()
     # Work recorded before a restart (or by a replica that died) is due: the worker takes it now.
     worker.start()
     bot = RunningBot(runtime=runtime, runner=runner, slack=slack, socket_handler=None, threads=threads,

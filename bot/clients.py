@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +62,11 @@ class Clients:
     _pools: dict[str, BlockingPool] = field(default_factory=dict)
     _aws_clients: dict[str, Any] = field(default_factory=dict)
     _aws_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Loading the Kubernetes client's classes in a thread (serving only); Kubernetes calls wait for it.
+    _kubernetes_loading: asyncio.Future[None] | None = None
 
     @classmethod
-    async def build(cls, settings: Settings, *, serving: bool = False) -> "Clients":
-        """`serving`: for a long-running server, load what clients would otherwise load lazily on
-        the event loop (the Kubernetes models), in a thread, now."""
+    async def build(cls, settings: Settings) -> "Clients":
         # Short connect timeout: a backend that doesn't answer a TCP handshake in 5 s is down.
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.diagnostic_timeout, connect=5))
         clients = cls(settings=settings, http=http, cache=QueryCache(ttl=settings.cache_ttl))
@@ -77,10 +80,6 @@ class Clients:
                     )
                 except KubernetesConfigError as e:
                     raise ClientSetupError(str(e)) from None
-                if serving:
-                    from diagnostics.kubernetes.client import load_models
-
-                    await asyncio.to_thread(load_models)
             if settings.elasticsearch_url:
                 clients.elasticsearch = _elasticsearch(settings)
             if settings.prometheus_url:
@@ -97,6 +96,22 @@ class Clients:
             await clients.close()
             raise
         return clients
+
+    def preload(self) -> None:
+        """For a long-running server: load what the clients would otherwise load lazily on the
+        event loop (the Kubernetes API and model classes: CoreV1Api alone takes 0.6 s), in a
+        thread, from now on; Kubernetes calls wait for it (kubernetes_ready) instead of stalling
+        the loop. Called once the server is up, so that loading does not delay it."""
+        if self.kubernetes is not None and self._kubernetes_loading is None:
+            from diagnostics.kubernetes.client import load_models
+
+            self._kubernetes_loading = _in_daemon_thread(load_models)
+
+    async def kubernetes_ready(self) -> None:
+        """Wait until the Kubernetes client's classes are loaded (at once when they are, or when
+        nothing is loading them: the terminal loads them as it goes)."""
+        if self._kubernetes_loading is not None and not self._kubernetes_loading.done():
+            await asyncio.shield(self._kubernetes_loading)
 
     def configured(self, backend: str) -> bool:
         s = self.settings
@@ -164,6 +179,29 @@ class Clients:
         await self.http.close()
         for pool in self._pools.values():
             pool.close()
+
+
+def _in_daemon_thread(work: Callable[[], None]) -> asyncio.Future[None]:
+    """Run `work` in a daemon thread: unlike the loop's default executor, a stop does not wait
+    for it (loading classes must not hold up a SIGTERM)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(None)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever awaits the future
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (a quick stop): nobody waits
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="load-kubernetes-classes", daemon=True).start()
+    return done
 
 
 def _aws_client(settings: Settings, service: str) -> Any:

@@ -75,8 +75,10 @@ class AlertThread:
     # --------------------------------------------------------------- conversions
 
     def to_doc(self) -> dict[str, Any]:
-        doc = dataclasses.asdict(self)
+        # Field by field, not dataclasses.asdict: that deep-copies reply_final's blocks on every write.
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         doc["labels"], doc["annotations"] = dict(self.labels), dict(self.annotations)
+        doc["posts"] = {name: dataclasses.asdict(record) for name, record in self.posts.items()}
         return doc
 
     @classmethod

@@ -36,6 +36,8 @@ async def run_checks(ctx: Context, checks: Sequence[Check]) -> list[Result]:
         if not ctx.clients.configured(check.backend):
             name, variable = BACKEND_SETTINGS[check.backend]
             return Result.not_configured(check.title, name, variable)
+        if check.backend == "kubernetes":
+            await ctx.clients.kubernetes_ready()
         timeout = check.timeout or ctx.settings.diagnostic_timeout
         return await run_diagnostic(check.title, check.run, ctx.clients.backend(check.backend), timeout,
                                     on_error=ctx.on_backend_error)

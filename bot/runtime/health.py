@@ -64,6 +64,7 @@ async def _slack(client: AsyncWebClient) -> None:
 
 
 async def _kubernetes(clients: Clients) -> None:
+    await clients.kubernetes_ready()
     from kubernetes.aio.client import VersionApi
 
     await VersionApi(clients.kubernetes).get_code(_request_timeout=CHECK_TIMEOUT)

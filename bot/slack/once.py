@@ -10,7 +10,6 @@ only if it is not there is the message posted again. So a message appears once, 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import uuid
 from dataclasses import dataclass
@@ -66,13 +65,14 @@ class StoreLedger:
         """Put `new` (None: remove) where `expected` still is; returns what is there afterwards."""
         for _ in range(MAX_SWAP_ATTEMPTS):
             current = await self.store.get(self.key)
-            doc = copy.deepcopy(current.value) if current is not None else {}
+            doc = dict(current.value) if current is not None else {}
             stored = _at(doc, self.path)
             if stored != expected:
                 return stored
-            parent = doc
+            parent = doc  # copied along the path only: the rest of the document is written back as read
             for part in self.path[:-1]:
-                parent = parent.setdefault(part, {})
+                parent[part] = dict(parent.get(part) or {})
+                parent = parent[part]
             if new is None:
                 parent.pop(self.path[-1], None)
             else:
