@@ -31,3 +31,15 @@ def test_deployment_probes_health_and_gets_its_tokens_from_a_secret():
     names = {e["name"] for e in container["env"]}
     assert not names & {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "ALERTMANAGER_WEBHOOK_TOKEN"}
     assert container["envFrom"] == [{"secretRef": {"name": "ops-bot"}}]
+
+
+def test_the_sqlite_state_lives_on_a_claim_that_outlives_the_pod_and_one_pod_holds_it():
+    (deployment,) = [d for d in documents() if d.get("kind") == "Deployment"]
+    spec = deployment["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    state_url = next(e["value"] for e in container["env"] if e["name"] == "STATE_URL")
+    mount = next(m for m in container["volumeMounts"] if state_url.startswith(f"sqlite:///{m['mountPath']}/"))
+    volume = next(v for v in spec["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    claims = {d["metadata"]["name"] for d in documents() if d.get("kind") == "PersistentVolumeClaim"}
+    assert volume["persistentVolumeClaim"]["claimName"] in claims  # not an emptyDir: accepted work survives
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
