@@ -122,14 +122,6 @@ class AlertPost:
     severity: str = ""  # the runbook's receivers say it only in the title
     fingerprints: tuple[str, ...] = ()  # the recommended template says exactly which
 
-    @property
-    def group_identity(self) -> str:
-        """What stays the same between the FIRING and RESOLVED posts of one group."""
-        if self.fingerprints:
-            return "fp:" + ",".join(sorted(self.fingerprints))
-        if self.kind == "default":
-            return "values:" + " ".join(self.group_values + self.common_values)
-        return f"{self.kind}:{self.severity}:{self.text.strip()}"
 
 
 def post_to_doc(post: AlertPost) -> dict[str, Any]:

@@ -99,9 +99,6 @@ class AlertThread:
     def replace(self, **changes: Any) -> AlertThread:
         return dataclasses.replace(self, **changes)
 
-    def with_post(self, name: str, record: PostRecord) -> AlertThread:
-        return self.replace(posts={**self.posts, name: record})
-
     def alert(self) -> Alert:
         """The alert as this thread knows it (for the playbook and the messages)."""
         return Alert(
