@@ -169,7 +169,8 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     handlers.register_all(app, runtime, threads, answers)
 
     server = build_server(runtime, app, slack, alertmanager=webhook_handler(runtime, threads))
-    runner = web.AppRunner(server, handle_signals=False)
+    # Handlers only record work and answer (milliseconds): a stop waits at most 2 s for open requests.
+    runner = web.AppRunner(server, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=settings.port).start()
     clients.preload()

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerting.ingest import AlertPayloadError, parse_post, parse_webhook
@@ -24,6 +25,8 @@ from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# conversations.info answers that won't change by asking again (the event is not retried for them).
+_CANNOT_READ_NAMES = {"missing_scope", "channel_not_found", "not_in_channel", "invalid_auth"}
 # Message subtypes that are edits, deletions or joins, never a new alert post.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "channel_join", "channel_leave", "thread_broadcast"}
 
@@ -61,23 +64,32 @@ def webhook_handler(runtime: Runtime, threads: AlertThreads) -> Callable[[web.Re
     return alertmanager
 
 
-def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
-    listen = set(threads.config.listen)
-    names: dict[str, str] = {}
+class _Listening:
+    """alerts.listen: the channels whose posts are read, by ID or #name (names looked up once)."""
 
-    async def channel_allowed(channel: str, client: AsyncWebClient) -> bool:
-        if not listen or channel in listen:
+    def __init__(self, listen: tuple[str, ...]) -> None:
+        self.listen = set(listen)
+        self.names: dict[str, str] = {}
+
+    async def allows(self, channel: str, client: AsyncWebClient) -> bool:
+        if not self.listen or channel in self.listen:
             return True
-        if channel not in names:
+        if channel not in self.names:
             try:
                 info = await client.conversations_info(channel=channel)
-            except Exception as e:  # noqa: BLE001 - not cached: the next post asks again
+            except SlackApiError as e:
+                if e.response.get("error") not in _CANNOT_READ_NAMES:
+                    raise  # Slack failing for now: answered 500, so Slack delivers the event again
                 log.warning("alerts.listen names channels, but the name of %s could not be read (%s); "
                             "list channel IDs instead, or grant channels:read and groups:read", channel,
                             describe_exception(e))
                 return False
-            names[channel] = "#" + str(info["channel"]["name"])
-        return names[channel] in listen
+            self.names[channel] = "#" + str(info["channel"]["name"])
+        return self.names[channel] in self.listen
+
+
+def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
+    listening = _Listening(threads.config.listen)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -87,7 +99,7 @@ def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
         if post is None:
             return
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
-        if not await channel_allowed(channel, client):
+        if not await listening.allows(channel, client):
             return
         # Slack delivers an event again when it thinks we missed it; the post (channel, ts) is
         # the work's identity, so a second delivery merges into the recorded job or finds it done.

@@ -44,29 +44,7 @@ def parse_webhook(body: Any) -> Notification:
     raw_alerts = body.get("alerts")
     if not isinstance(raw_alerts, list) or not raw_alerts:
         raise AlertPayloadError("alerts must be a non-empty list")
-    alerts = []
-    for index, raw in enumerate(raw_alerts):
-        where = f"alerts[{index}]"
-        if not isinstance(raw, dict):
-            raise AlertPayloadError(f"{where} must be an object")
-        labels = _str_map(raw.get("labels"), f"{where}.labels")
-        if not labels.get("alertname"):
-            raise AlertPayloadError(f"{where}.labels.alertname is missing")
-        status = raw.get("status")
-        if status not in ("firing", "resolved"):
-            raise AlertPayloadError(f"{where}.status must be firing or resolved, not {status!r}")
-        fingerprint = raw.get("fingerprint")
-        if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{1,32}", fingerprint):
-            raise AlertPayloadError(f"{where}.fingerprint must be Alertmanager's hex fingerprint")
-        alerts.append(Alert(
-            fingerprint=fingerprint,
-            status=status,
-            labels=labels,
-            annotations=_str_map(raw.get("annotations"), f"{where}.annotations"),
-            starts_at=parse_time(raw.get("startsAt")),
-            ends_at=parse_time(raw.get("endsAt")),
-            generator_url=str(raw.get("generatorURL") or ""),
-        ))
+    alerts = [_webhook_alert(raw, f"alerts[{index}]") for index, raw in enumerate(raw_alerts)]
     status = body.get("status")
     if status not in ("firing", "resolved"):
         raise AlertPayloadError(f"status must be firing or resolved, not {status!r}")
@@ -77,6 +55,33 @@ def parse_webhook(body: Any) -> Notification:
         group_labels=_str_map(body.get("groupLabels"), "groupLabels"),
         external_url=str(body.get("externalURL", "")),
         alerts=tuple(alerts),
+    )
+
+
+def _webhook_alert(raw: Any, where: str) -> Alert:
+    if not isinstance(raw, dict):
+        raise AlertPayloadError(f"{where} must be an object")
+    labels = _str_map(raw.get("labels"), f"{where}.labels")
+    if not labels.get("alertname"):
+        raise AlertPayloadError(f"{where}.labels.alertname is missing")
+    status = raw.get("status")
+    if status not in ("firing", "resolved"):
+        raise AlertPayloadError(f"{where}.status must be firing or resolved, not {status!r}")
+    fingerprint = raw.get("fingerprint")
+    if not isinstance(fingerprint, str) or not re.fullmatch(r"[0-9a-f]{1,32}", fingerprint):
+        raise AlertPayloadError(f"{where}.fingerprint must be Alertmanager's hex fingerprint")
+    starts_at = parse_time(raw.get("startsAt"))
+    if starts_at is None:
+        # It tells one firing from the next: a thread is opened per (fingerprint, startsAt).
+        raise AlertPayloadError(f"{where}.startsAt must be an RFC 3339 time")
+    return Alert(
+        fingerprint=fingerprint,
+        status=status,
+        labels=labels,
+        annotations=_str_map(raw.get("annotations"), f"{where}.annotations"),
+        starts_at=starts_at,
+        ends_at=parse_time(raw.get("endsAt")),
+        generator_url=str(raw.get("generatorURL") or ""),
     )
 
 

@@ -42,9 +42,8 @@ class AlertThread:
                   post (post); "" until the bot's own post is known to exist
     status        "firing" or "resolved", as last notified
     ends_at       ISO 8601 when it resolved ("" while firing or when Alertmanager didn't say)
-    posted_as     "firing" or "resolved": how the root post currently reads (webhook only), so a
-                  resolution knows whether the post still needs its edit
-    resolved_noted  the "Resolved after …" reply is in the thread (and the root post edited)
+    resolved_noted  the thread is resolved in Slack: the bot's post edited (webhook) and the
+                  "Resolved after …" reply posted; a new firing of the alert finds it so, or makes it so
     last_note     clock seconds of the last "still firing" note, or of the opening
     investigation "pending" (the playbook still has to run or finish), "done", or "skipped"
                   (resolved before it could start)
@@ -65,7 +64,6 @@ class AlertThread:
     ts: str = ""
     status: AlertStatus = "firing"
     ends_at: str = ""
-    posted_as: AlertStatus = "firing"
     resolved_noted: bool = False
     last_note: float = 0.0
     investigation: Investigation = "pending"

@@ -152,17 +152,9 @@ class AlertThreads:
         key = keys.thread(source, alert.fingerprint)
         before = await load_thread(self.store, key)
         opening = before is None or not before.is_for(alert)
-        if opening:
-            if alert.status == "resolved" and source == "post":
-                return  # no thread of ours to resolve
-            channel = str(job.payload.get("channel") or self.config.channel_for(alert.severity))
-            thread = await self._open(key, alert, source, channel, str(job.payload.get("ts") or ""))
-        else:
-            assert before is not None
-            thread = before
-            if alert.status == "resolved" and thread.status == "firing":
-                ended = iso(alert.ends_at) or iso(datetime.fromtimestamp(self.clock.now(), timezone.utc))
-                thread = await self._change(key, alert, lambda t: _resolved_thread(t, ended))
+        if opening and alert.status == "resolved" and source == "post":
+            return  # no thread of ours to resolve
+        thread = await self._take(key, alert, job, before)
         if source == "webhook" and not thread.ts:
             thread = await self._post_alert(key, thread)
         if thread.status == "firing" and thread.investigation == "pending" and not await self._resolving(job):
@@ -176,6 +168,19 @@ class AlertThreads:
                 await self.store.discard(keys.OPEN_POST_THREADS, thread.fingerprint)
         elif not opening and alert.status == "firing":
             await self._still_firing(key, thread)
+
+    async def _take(self, key: str, alert: Alert, job: Job, before: AlertThread | None) -> AlertThread:
+        """The thread of this notification's firing: opened (after ending an older firing's thread
+        that was never resolved), or the one there is, resolved if the notification says so."""
+        if before is None or not before.is_for(alert):
+            if before is not None and not before.resolved_noted:
+                await self._close_previous(key, before, alert)
+            channel = str(job.payload.get("channel") or self.config.channel_for(alert.severity))
+            return await self._open(key, alert, job.payload["source"], channel, str(job.payload.get("ts") or ""))
+        if alert.status == "resolved" and before.status == "firing":
+            ended = iso(alert.ends_at) or iso(datetime.fromtimestamp(self.clock.now(), timezone.utc))
+            return await self._change(key, alert, lambda t: _resolved_thread(t, ended))
+        return before
 
     async def _resolving(self, job: Job) -> bool:
         """Has a resolution of this firing arrived while this job ran (merged into it, to run next)?
@@ -218,17 +223,31 @@ class AlertThreads:
             await self.store.add(keys.OPEN_POST_THREADS, alert.fingerprint)
         return thread
 
+    async def _close_previous(self, key: str, previous: AlertThread, alert: Alert) -> None:
+        """The alert fires again (a new startsAt) while the thread of its previous firing was never
+        resolved: its resolution was not sent (send_resolved off), or is still being worked on and
+        was merged away by this newer notification. Alertmanager starts a new firing only after the
+        previous one ended, so that thread ends now, before the new one opens."""
+        again = alert.starts_at or datetime.fromtimestamp(self.clock.now(), timezone.utc)
+        old = await self._change(key, previous, lambda t: _resolved_thread(t, t.ends_at or iso(again)))
+        if old.source == "webhook" and not old.ts:
+            old = await self._post_alert(key, old)
+        if old.ts:
+            note = (f":white_check_mark: Resolved before it fired again at {again.strftime('%H:%M UTC')} "
+                    f"(within {spoken_duration(self._lasted(old))}); a new thread follows.")
+            await self._resolve(key, old, note)
+        if old.source == "post":
+            await self.store.discard(keys.OPEN_POST_THREADS, old.fingerprint)
+
     async def _post_alert(self, key: str, thread: AlertThread) -> AlertThread:
         """The bot's own post of a webhook alert, once; as resolved if it already is."""
         alert = thread.alert()
-        posted_as = thread.status
-        if posted_as == "resolved":
+        if thread.status == "resolved":
             message = alert_message(alert, self.links(alert), resolved_after=self._lasted(thread))
         else:
             message = alert_message(alert, self.links(alert))
         posted = await self._post_once(key, thread, "root", message)
-        return await self._change(key, thread, lambda t: t.replace(ts=posted.ts, channel=posted.channel,
-                                                                    posted_as=posted_as))
+        return await self._change(key, thread, lambda t: t.replace(ts=posted.ts, channel=posted.channel))
 
     async def _still_firing(self, key: str, thread: AlertThread) -> None:
         """A repeat notification: silent within the cool-down, then one note per cool-down window."""
@@ -255,14 +274,15 @@ class AlertThreads:
         text = f":repeat: Still firing for {firing_for}."
         await self._post_once(key, thread, name, Message(text=text, blocks=[]), thread_ts=thread.ts, fresh=fresh)
 
-    async def _resolve(self, key: str, thread: AlertThread) -> None:
+    async def _resolve(self, key: str, thread: AlertThread, note: str = "") -> None:
+        """Edit the bot's own post to RESOLVED (always: an edit is idempotent, and a post found
+        after a lost answer may read either way), then end the thread with a note, once."""
         lasted = self._lasted(thread)
-        if thread.source == "webhook" and thread.posted_as == "firing":
+        if thread.source == "webhook":
             alert = thread.alert()
             message = alert_message(alert, self.links(alert), resolved_after=lasted)
             await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
-            thread = await self._change(key, thread, lambda t: t.replace(posted_as="resolved"))
-        text = f":white_check_mark: Resolved after {spoken_duration(lasted)}."
+        text = note or f":white_check_mark: Resolved after {spoken_duration(lasted)}."
         await self._post_once(key, thread, "resolved", Message(text=text, blocks=[]), thread_ts=thread.ts)
         await self._change(key, thread, lambda t: t.replace(resolved_noted=True))
 
@@ -275,7 +295,7 @@ class AlertThreads:
                          thread_ts: str | None = None, fresh: bool = False) -> Posted:
         ledger = StoreLedger(self.store, key, ("posts", name), THREAD_TTL)
         return await post_once(self.poster, ledger, thread.channel, message.text, message.blocks or None,
-                               now=self.clock.now(), thread_ts=thread_ts, fresh=fresh)
+                               clock=self.clock, thread_ts=thread_ts, fresh=fresh)
 
     # ------------------------------------------------------------------ the investigation
 

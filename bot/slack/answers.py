@@ -122,7 +122,7 @@ class CommandAnswers:
         ledger = StoreLedger(self.store, key, ("answer",), ANSWER_TTL)
         try:
             return await post_once(self.poster, ledger, request.channel, message.text, message.blocks,
-                                   now=self.store.clock.now())
+                                   clock=self.store.clock)
         except SlackApiError as e:
             error = e.response.get("error", "")
             if error not in _POST_VIA_RESPONSE_URL:

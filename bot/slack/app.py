@@ -34,14 +34,15 @@ def build_web_client(settings: Settings, timeout: float) -> AsyncWebClient:
 
 
 def build_posting_client(settings: Settings, timeout: float) -> AsyncWebClient:
-    """For chat.postMessage: retried on 429 only (Slack posted nothing). A 5xx, a timeout or a
-    dropped connection may come after Slack posted, so those go back to the job, which looks for
-    the post before posting again (bot.slack.once)."""
+    """For chat.postMessage: no retries of its own. A 5xx, a timeout or a dropped connection may
+    come after Slack posted, so those go back to the job, which looks for the post before posting
+    again (bot.slack.once); a 429 holds the channel back and the job tries again after it. So an
+    attempt lasts at most `timeout`, which is what the search waits for."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp.ClientTimeout(total=)
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+        retry_handlers=[],
     )
 
 

@@ -7,9 +7,10 @@ channel from slowing the others (a slash command's answer in #ops never waits be
 in #alerts-critical). Alert posts and command answers share the pace.
 
 Once: a post whose answer was lost (a timeout, a 5xx after Slack had in fact posted) must not be
-posted again blindly. So chat.postMessage goes through a client that retries only 429s (Slack
-did not post), every post can carry a marker in its metadata, and `find` looks for a marker in
-a channel's history or a thread's replies before a post is attempted again (see bot.slack.once).
+posted again blindly. So chat.postMessage goes through a client that retries nothing by itself,
+every post can carry a marker in its metadata, and `find` looks for a marker in a channel's
+history or a thread's replies before a post is attempted again (see bot.slack.once). A 429 holds
+the channel back for its Retry-After here, and the caller's job tries again after it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import re
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -67,25 +69,44 @@ class Poster:
         self._last[channel] = time.monotonic()
 
     async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
-                   thread_ts: str | None = None, marker: str = "", **extra: Any) -> dict[str, Any]:
+                   thread_ts: str | None = None, marker: str = "",
+                   before_send: Callable[[float], Awaitable[None]] | None = None, **extra: Any) -> dict[str, Any]:
         """chat.postMessage, paced; returns Slack's answer (its `channel` is the channel ID).
 
         `marker` goes into the message's metadata so that `find` can tell later whether this
-        very post went out.
+        very post went out. `before_send(waited)` is awaited in the channel's turn, right before
+        the request, with the seconds spent waiting for that turn. A 429 holds the channel back
+        for its Retry-After (every post to it waits) and is raised: Slack posted nothing.
         """
         if marker:
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"marker": marker}}
         pace = self._ids.get(channel, channel)
+        asked = time.monotonic()
         async with self._locks[pace]:
             await self._turn(pace)
-            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                          thread_ts=thread_ts, **extra)
+            if before_send is not None:
+                await before_send(time.monotonic() - asked)
+            try:
+                response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                              thread_ts=thread_ts, **extra)
+            except SlackApiError as e:
+                if getattr(e.response, "status_code", 0) == 429:
+                    self._hold(pace, e)
+                raise
         self.posted += 1
         data = dict(response.data) if isinstance(response.data, dict) else {}
         answered = str(data.get("channel") or "")
         if answered and answered != channel and channel not in self._ids:
             await self._learn(channel, answered, pace)
         return data
+
+    def _hold(self, pace: str, error: SlackApiError) -> None:
+        """Slack answered 429: the channel's next turn comes after Retry-After (default 1 s)."""
+        try:
+            wait = float((error.response.headers or {}).get("Retry-After", 1))
+        except (TypeError, ValueError):
+            wait = 1.0
+        self._last[pace] = time.monotonic() + wait - self.interval
 
     async def _learn(self, name: str, channel_id: str, pace: str) -> None:
         self._ids[name] = channel_id

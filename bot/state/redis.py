@@ -87,7 +87,7 @@ for i = 3, #ARGV, 5 do
     redis.call('SADD', p .. 'lanes', lane)
     out[#out + 1] = 1
   else
-    redis.call('HSET', k, 'payload', payload)
+    redis.call('HSET', k, 'payload', payload, 'created', now)
     if cur[3] then
       redis.call('HINCRBY', k, 'triggers', 1)
     elseif tonumber(due) < tonumber(cur[2]) then

@@ -232,11 +232,11 @@ class SQLiteStore:
                 due = now if job.due is None else job.due
                 if job.id in existing:
                     db.execute(
-                        "UPDATE jobs SET payload = ?,"
+                        "UPDATE jobs SET payload = ?, created = ?,"
                         " due = CASE WHEN token IS NULL THEN min(due, ?) ELSE due END,"
                         " triggers = triggers + (token IS NOT NULL)"
                         " WHERE id = ?",
-                        (dumps(job.payload), due, job.id),
+                        (dumps(job.payload), now, due, job.id),
                     )
                     new.append(False)
                 else:

@@ -68,7 +68,7 @@ class Job:
     lane: str
     due: float  # while leased: the lease's expiry (then it is due again for anybody)
     attempts: int  # leases taken so far, this one included when it comes from lease()
-    created: float  # when this job was first recorded (give-up is measured from here)
+    created: float  # when this job was last recorded (first enqueue or latest merge): give-up counts from here
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ class Store(Protocol):
     # --- jobs and timers ----------------------------------------------------------------
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Record jobs, all in one transaction. Per job: True if new. An id already pending is
-        merged: its payload is replaced (its kind, lane and `created` stay); if it is not leased
-        its due becomes the earlier of the two; if it is leased, its trigger count goes up, so
-        `finish` runs it once more."""
+        merged: its payload is replaced and `created` becomes now (newly accepted work restarts the
+        give-up clock; kind and lane stay); if it is not leased its due becomes the earlier of the
+        two; if it is leased, its trigger count goes up, so `finish` runs it once more."""
         ...
 
     async def lease(self, owner: str, lane: str, limit: int, seconds: float) -> list[Lease]:

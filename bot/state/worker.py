@@ -209,6 +209,15 @@ class Worker:
                 renewed = await self.store.extend([lease for _, _, lease in held], self.config.lease_seconds)
             except Exception as e:  # noqa: BLE001 - try again next beat; the lease outlives a beat
                 log.warning("cannot renew %d lease(s) (%s)", len(held), _one_line(e))
+                # A lease that runs out before the next beat may go to another worker: stop its job
+                # here first, so that two workers never do the same work at once.
+                deadline = self.store.clock.now() + interval
+                for lane, task, lease in held:
+                    if lease.expires <= deadline and task in lane.running:
+                        log.warning("job %s: its lease runs out and cannot be renewed; stopping it here",
+                                    lease.job.id)
+                        self._lost.add(task)
+                        task.cancel()
                 continue
             for (lane, task, old), new in zip(held, renewed, strict=False):
                 if task not in lane.running:

@@ -53,6 +53,14 @@ async def bot(start_bot, bot_env, kube, chatops_yaml, alertmanager):
                             "ALERTMANAGER_URL": alertmanager.url, "CHATOPS_CONFIG": chatops_yaml()})
 
 
+@pytest.fixture
+async def eager_bot(start_bot, bot_env, kube, chatops_yaml):
+    """A bot whose cool-down is 0: every repeat is due a "still firing" note."""
+    seed_checkout_prod(kube)
+    return await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                            "CHATOPS_CONFIG": chatops_yaml(cooldown_minutes=0)})
+
+
 async def post_webhook(http, bot, body, token=TOKEN):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=body, headers=headers) as response:
@@ -122,12 +130,8 @@ async def test_repeat_notification_opens_no_new_thread_and_resolved_edits_the_al
     assert replies[-1].text == ":white_check_mark: Resolved after 23 min."
 
 
-async def test_repeat_after_the_cooldown_notes_how_long_it_has_been_firing(
-    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack
-):
-    seed_checkout_prod(kube)
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
-                           "CHATOPS_CONFIG": chatops_yaml(cooldown_minutes=0)})
+async def test_repeat_after_the_cooldown_notes_how_long_it_has_been_firing(eager_bot, http, fake_slack):
+    bot = eager_bot
     await post_webhook(http, bot, webhook_body())
     await bot.threads.drain()
     await post_webhook(http, bot, webhook_body())
@@ -354,15 +358,71 @@ async def test_a_step_needing_a_label_the_alert_lacks_is_reported_and_the_rest_s
     assert "Pods · checkout (prod)" in text
 
 
-async def test_a_new_firing_of_the_same_alert_opens_a_new_thread(bot, http, fake_slack):
+async def test_a_new_firing_of_the_same_alert_ends_the_old_thread_and_opens_a_new_one(bot, http, fake_slack):
     await post_webhook(http, bot, webhook_body())
     await bot.threads.drain()
-    # No resolved notification arrived (send_resolved off, say); it fires again later.
+    # No resolved notification arrived (send_resolved off, say); it fires again later: Alertmanager
+    # starts a new firing only after the last one ended.
     await post_webhook(http, bot, webhook_body(startsAt="2026-11-25T02:00:00.000Z"))
     await bot.threads.drain()
-    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
-    assert len(roots) == 2
-    assert all(len(thread(fake_slack, "#alerts-critical", r.ts)) == 1 for r in roots)
+    old, new = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert "RESOLVED after 2 h 17 min" in json.dumps(old.blocks) and "CRITICAL" in json.dumps(new.blocks)
+    first, last = thread(fake_slack, "#alerts-critical", old.ts)
+    assert "Investigation · HighErrorRate" in json.dumps(first.blocks, ensure_ascii=False)
+    assert last.text == (":white_check_mark: Resolved before it fired again at 02:00 UTC (within 2 h 17 min); "
+                         "a new thread follows.")
+    (investigation,) = thread(fake_slack, "#alerts-critical", new.ts)
+    assert "Investigation · HighErrorRate" in json.dumps(investigation.blocks, ensure_ascii=False)
+
+
+async def test_a_refire_merged_into_a_resolution_waiting_to_retry_resolves_the_old_thread(
+    start_bot, bot_env, kube, tmp_path, http, fake_slack
+):
+    seed_checkout_prod(kube)
+    config = tmp_path / "slow-retries.yaml"
+    config.write_text(yaml.safe_dump({"alerts": {"post_interval": 0, "edit_interval": 0.05},
+                                      "delivery": {**FAST_RETRIES, "retry_initial_seconds": 30,
+                                                   "retry_max_seconds": 30},
+                                      "playbooks": {"HighErrorRate": {"steps": ["pods checkout -n prod"]}}}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": str(config)})
+    retried = bot.runtime.metrics.work.labels(kind="alert-thread", outcome="retried")
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    fake_slack.outage("500", methods=["chat.update"])  # the resolution can't edit the alert post...
+    await post_webhook(http, bot, webhook_body(status="resolved", endsAt="2026-11-25T00:05:12.618Z"))
+    while retried._value.get() < 1:  # ...so its job waits 30 s to try again (barrier: recorded as retried)
+        await fake_slack.wait_for("chat.update", ok=False, count=1, timeout=10)
+        await asyncio.sleep(0.01)
+    fake_slack.recover()
+    # It fires again meanwhile: the newer notification is merged into the waiting job, which runs now.
+    await post_webhook(http, bot, webhook_body(startsAt="2026-11-25T02:00:00.000Z"))
+    await asyncio.wait_for(bot.threads.drain(), 15)  # well before the 30 s retry
+    old, new = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert "RESOLVED after 23 min" in json.dumps(old.blocks)  # the resolution's own end time
+    assert [m.text for m in thread(fake_slack, "#alerts-critical", old.ts)][1:] == [
+        ":white_check_mark: Resolved before it fired again at 02:00 UTC (within 23 min); a new thread follows."]
+    assert len(thread(fake_slack, "#alerts-critical", new.ts)) == 1
+
+
+async def test_a_webhook_alert_without_starts_at_is_refused_with_the_reason(bot, http, fake_slack):
+    body = webhook_body()
+    del body["alerts"][0]["startsAt"]
+    status, answer = await post_webhook(http, bot, body)
+    assert status == 400 and "startsAt" in answer["error"]
+    assert await bot.runtime.store.pending() == 0
+
+
+async def test_a_still_firing_note_slack_refused_is_posted_when_it_is_taken(eager_bot, http, fake_slack):
+    bot = eager_bot
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    fake_slack.fail("chat.postMessage", "not_in_channel")  # someone removed the bot; it is back soon
+    await post_webhook(http, bot, webhook_body())
+    await bot.threads.drain()
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    notes = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if "Still firing" in (m.text or "")]
+    assert len(notes) == 1
 
 
 class _ResolvesDuringTheNote:
@@ -388,13 +448,11 @@ class _ResolvesDuringTheNote:
 
 
 async def test_a_resolution_stored_while_a_still_firing_note_is_decided_is_not_overwritten(
-    start_bot, bot_env, kube, chatops_yaml, http, fake_slack
+    eager_bot, http, fake_slack
 ):
     from bot.alerting.state import load_thread
 
-    seed_checkout_prod(kube)
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
-                           "CHATOPS_CONFIG": chatops_yaml(cooldown_minutes=0)})
+    bot = eager_bot
     await post_webhook(http, bot, webhook_body())
     await bot.threads.drain()
     key = "thread:webhook:" + webhook_body()["alerts"][0]["fingerprint"]
@@ -411,3 +469,28 @@ async def test_a_resolution_stored_while_a_still_firing_note_is_decided_is_not_o
 
 def thread_messages(fake_slack, root):
     return [m for m in fake_slack.messages(root.channel) if m.thread_ts == root.ts]
+
+
+async def test_a_post_in_a_channel_whose_name_slack_cannot_tell_now_is_answered_500_and_redelivered(
+    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret
+):
+    from tests.slack_requests import send_event
+
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "CHATOPS_CONFIG": chatops_yaml(listen=["#alerts-critical"])})
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"}}])
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    channel = fake_slack.channel_id("#alerts-critical")
+    event = {"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+             "attachments": post["attachments"], "channel": channel, "ts": "1732500555.000100"}
+    url = f"http://127.0.0.1:{bot.port}/slack/events"
+    fake_slack.fail("conversations.info", "internal_error")  # Slack can't say the channel's name right now
+    first = await send_event(http, url, signing_secret, event, event_id="Ev0NAME")
+    assert first.status == 500  # not accepted, so Slack delivers it again
+    retry = await send_event(http, url, signing_secret, event, event_id="Ev0NAME", retry_num=1,
+                             retry_reason="http_error")
+    assert retry.status == 200
+    await bot.threads.drain()
+    assert len(thread(fake_slack, channel, "1732500555.000100")) == 1

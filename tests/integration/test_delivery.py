@@ -82,8 +82,10 @@ async def test_alerts_arriving_while_slack_fails_are_each_posted_once_when_it_re
     assert_each_alert_posted_once_with_its_investigation(fake_slack, fingerprints(body))
 
 
-async def test_a_post_whose_answer_was_lost_is_found_not_posted_again(bots, http, fake_slack):
-    fake_slack.lose_answers("chat.postMessage", times=4, status=503)  # Slack posted, the bot heard 503
+@pytest.mark.parametrize("status", [503, 200], ids=["503", "200-fatal_error"])
+async def test_a_post_whose_answer_was_lost_is_found_not_posted_again(bots, http, fake_slack, status):
+    # Slack posted, the bot heard 503, or 200 {"ok": false, "error": "fatal_error"} (which "may have succeeded").
+    fake_slack.lose_answers("chat.postMessage", times=4, status=status)
     body = storm(3)
     assert await send(http, bots[0], body) == 200
     await drain(bots)
@@ -203,3 +205,18 @@ async def test_slash_command_answers_under_slacks_rate_limit_are_all_posted(
     posted = fake_slack.messages("C0OPS")
     assert len(posted) == 23  # none lost (unpaced, 12 of 23 were: all retried at once after Retry-After)
     assert all("Pods · checkout (prod)" in json.dumps(m.blocks, ensure_ascii=False) for m in posted)
+
+
+async def test_a_resolution_edits_an_alert_post_that_was_found_after_its_answer_was_lost(bots, http, fake_slack):
+    fake_slack.lose_answers("chat.postMessage", times=1, status=503)  # the alert is posted; the bot hears 503
+    assert await send(http, bots[0], storm(1)) == 200
+    await fake_slack.wait_for("chat.postMessage", ok=False, count=1, timeout=10)
+    resolved = storm(1)
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-25T00:05:12.618Z"
+    assert await send(http, bots[-1], resolved) == 200  # before the bot has found its post again
+    await drain(bots)
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert "RESOLVED after 23 min" in json.dumps(root.blocks)
+    replies = [m.text for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+    assert replies[-1] == ":white_check_mark: Resolved after 23 min."

@@ -145,9 +145,10 @@ async def test_enqueue_is_idempotent_and_merges_into_a_pending_job(store, clock)
     assert await store.enqueue(jobs("a", due=t0 + 100, v=1)) == [True]
     clock.advance(1)
     assert await store.enqueue(jobs("a", due=t0 + 50, v=2)) == [False]
-    assert await store.job("a") == Job("a", "test", {"v": 2}, "default", due=t0 + 50, attempts=0, created=t0)
+    # Merged: the newest payload, the earlier due, and the give-up clock restarted (newly accepted work).
+    assert await store.job("a") == Job("a", "test", {"v": 2}, "default", due=t0 + 50, attempts=0, created=t0 + 1)
     assert await store.enqueue(jobs("a", due=t0 + 200, v=3)) == [False]
-    assert await store.job("a") == Job("a", "test", {"v": 3}, "default", due=t0 + 50, attempts=0, created=t0)
+    assert await store.job("a") == Job("a", "test", {"v": 3}, "default", due=t0 + 50, attempts=0, created=t0 + 1)
     assert await store.pending() == 1
     assert await store.enqueue(jobs("b", "b", v=1) + jobs("c")) == [True, False, True]
     assert await store.enqueue([]) == []

@@ -304,3 +304,49 @@ async def test_two_workers_on_one_store_run_each_job_once(stores, workers):
     await pair[0].submit([job(i) for i in range(100)])
     await asyncio.wait_for(asyncio.gather(pair[0].idle(), pair[1].idle()), 10)
     assert counts == {i: 1 for i in range(100)}
+
+
+class _CannotRenew:
+    """The store, except that leases can't be renewed (the replica lost its connection to Redis)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def extend(self, leases, seconds):
+        raise ConnectionError("the store is unreachable")
+
+
+async def test_a_job_whose_lease_cannot_be_renewed_is_stopped_before_the_lease_runs_out(store_url):
+    from bot.state.clock import SYSTEM_CLOCK
+
+    store = open_store(store_url, clock=SYSTEM_CLOCK)  # real time: the lease really runs out
+    config = DeliveryConfig(lease_seconds=0.6, poll_seconds=0.02)
+    started, stopped = asyncio.Event(), asyncio.Event()
+    outcomes: list[str] = []
+
+    async def long_job(j: Job) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    worker = Worker(_CannotRenew(store), config, on_outcome=lambda kind, outcome: outcomes.append(outcome))
+    worker.lane("alerts", 1)
+    worker.handle("echo", long_job)
+    worker.start()
+    try:
+        await worker.submit([job(1)])
+        await asyncio.wait_for(started.wait(), 5)
+        leased = await store.job("job-1")
+        assert leased is not None
+        await asyncio.wait_for(stopped.wait(), 5)
+        # Stopped while its lease still held: nobody else could have been running it meanwhile.
+        assert SYSTEM_CLOCK.now() < leased.due
+        await until(lambda: outcomes == ["lost"])
+    finally:
+        await worker.stop(grace=0)
+        await store.close()
