@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.actions.approvals import Approvals
+    from bot.actions.backends import Backends
+    from bot.actions.policy import Authorizer
     from bot.alerting.model import Alert
     from bot.alerting.threads import AlertThreads
     from bot.runtime.runtime import Runtime
@@ -45,6 +48,8 @@ log = logging.getLogger("app")
 
 # Alert posts, notes and resolutions: short Slack calls, paced per channel; investigations have their own lane.
 ALERT_LANE_CONCURRENCY = 32
+# Approval requests, clicks, executions and expiries: few at a time, never behind a storm.
+ACTION_LANE_CONCURRENCY = 8
 
 
 def main(argv: list[str]) -> int:
@@ -98,8 +103,10 @@ class RunningBot:
                  worked - started)
 
 
-def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker") -> "AlertThreads":
+def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker",
+                        mitigations: "Mitigations | None" = None) -> "AlertThreads":
     from bot.alerting.ingest import fetch_active
+    from bot.alerting.offers import offer_blocks
     from bot.alerting.threads import AlertThreads
     from bot.settings import safe_url
 
@@ -122,7 +129,39 @@ def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker") 
         settings=settings, config=sections.alerts, store=runtime.store, poster=poster, worker=worker,
         playbooks=sections.playbooks, table=runtime.table, context=runtime.context,
         fetch_active=active if settings.alertmanager_url else None, links=links,
+        offers=offer_blocks if mitigations is not None and mitigations.authorizer.enabled else None,
     )
+
+
+@dataclass
+class Mitigations:
+    """Who may change what (the policy), and the backends that carry the changes out."""
+
+    authorizer: "Authorizer"
+    backends: "Backends"
+
+
+def build_mitigations(runtime: "Runtime", slack: "AsyncWebClient") -> Mitigations:
+    from bot.actions.backends import Backends
+    from bot.actions.policy import Authorizer
+    from bot.slack.usergroups import UserGroups
+
+    authorizer = Authorizer(runtime.sections.policy, UserGroups(slack, runtime.store.clock).members)
+    return Mitigations(authorizer, Backends(runtime.settings, runtime.clients, impersonate=authorizer.impersonate))
+
+
+def build_approvals(runtime: "Runtime", mitigations: Mitigations, poster: "Poster", worker: "Worker") -> "Approvals":
+    from bot.actions.approvals import Approvals
+    from bot.alerting.offers import Offers, read_click
+
+    settings, sections = runtime.settings, runtime.sections
+    authorizer, backends = mitigations.authorizer, mitigations.backends
+    offers = Offers(runtime.store, sections.playbooks, sections.actions, backends.current_replicas,
+                    lambda: authorizer.max_replicas())
+    breaker = sections.actions.breaker
+    return Approvals(store=runtime.store, worker=worker, poster=poster, table=runtime.table, authorizer=authorizer,
+                     backends=backends, prefix=settings.command, default_namespace=settings.default_namespace,
+                     breaker=(breaker.configmap, breaker.key), offers=(read_click, offers.spec))
 
 
 async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None) -> RunningBot:
@@ -161,12 +200,16 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     worker.lane(keys.LANE_ALERTS, ALERT_LANE_CONCURRENCY)
     worker.lane(keys.LANE_INVESTIGATIONS, alerts.concurrency)
     worker.lane(keys.LANE_COMMANDS, delivery.command_concurrency)
+    worker.lane(keys.LANE_ACTIONS, ACTION_LANE_CONCURRENCY)
+    worker.lane(keys.LANE_TIMERS, ACTION_LANE_CONCURRENCY)
     app = build_app(settings, slack)
-    threads = build_alert_threads(runtime, poster, worker)
+    mitigations = build_mitigations(runtime, slack)
+    threads = build_alert_threads(runtime, poster, worker, mitigations)
     answers = CommandAnswers(prefix=settings.command, default_namespace=settings.default_namespace,
                              table=runtime.table, context=runtime.context, store=runtime.store, poster=poster,
                              worker=worker, observe=metrics.command_answered)
-    handlers.register_all(app, runtime, threads, answers)
+    approvals = build_approvals(runtime, mitigations, poster, worker)
+    handlers.register_all(app, runtime, threads, answers, approvals)
 
     server = build_server(runtime, app, slack, alertmanager=webhook_handler(runtime, threads))
     # Handlers only record work and answer (milliseconds): a stop waits at most 2 s for open requests.

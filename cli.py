@@ -27,7 +27,9 @@ from bot.slack.render import help_text, report_text
 from diagnostics.result import Status
 
 if TYPE_CHECKING:
+    from bot.commands.model import Invocation
     from bot.commands.report import Report
+    from bot.state.store import Store
 
 EXIT_CONFIG = 2
 EXIT_USAGE = 64
@@ -71,17 +73,33 @@ async def run_cli(settings: Settings, table: CommandTable, words: list[str]) -> 
         if e.usage:
             print(f"usage: {PROGRAM} {e.usage}", file=sys.stderr)
         return EXIT_USAGE
+    if invocation.command.mutating:
+        print(f"error: `{invocation.command.name}` changes production: ask for it in Slack "
+              f"({settings.command} {invocation.text}), where someone else approves it", file=sys.stderr)
+        return EXIT_USAGE
     clients = await Clients.build(settings)
+    store = _store(settings, invocation)
     try:
         if invocation.command.name == "help":
             print(help_text(table, PROGRAM, clients.unconfigured()), end="")
             return 0
-        report = await execute(invocation, Context(settings, clients))
+        report = await execute(invocation, Context(settings, clients, store=store))
         print(report_text(report), end="")
         save_files(report)
         return STATUS_EXIT[report.status]
     finally:
         await clients.close()
+        if store is not None:
+            await store.close()
+
+
+def _store(settings: Settings, invocation: "Invocation") -> "Store | None":
+    """The state store, for the commands that read it (`audit`); None for every other."""
+    if invocation.command.name != "audit":
+        return None
+    from bot.state.store import open_store
+
+    return open_store(settings.state_url)
 
 
 def save_files(report: "Report") -> None:

@@ -2,14 +2,17 @@
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.actions.approvals import Approvals
 from bot.alerting.threads import AlertThreads
 from bot.runtime.runtime import Runtime
 from bot.slack.answers import CommandAnswers
 
 
-def register_all(app: AsyncApp, runtime: Runtime, threads: AlertThreads, answers: CommandAnswers) -> None:
-    from handlers import alerts, commands, events
+def register_all(app: AsyncApp, runtime: Runtime, threads: AlertThreads, answers: CommandAnswers,
+                 approvals: Approvals) -> None:
+    from handlers import actions, alerts, commands, events
 
-    commands.register(app, runtime, answers)
+    commands.register(app, runtime, answers, approvals)
+    actions.register(app, runtime, approvals)
     events.register(app, runtime, answers)
     alerts.register(app, runtime, threads)

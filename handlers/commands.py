@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.actions.approvals import Approvals
 from bot.errors import UsageError
 from bot.runtime.runtime import Runtime
 from bot.slack.answers import CommandAnswers
@@ -25,7 +26,7 @@ from bot.slack.render import help_message, usage_message
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers) -> None:
+def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers, approvals: Approvals) -> None:
     command_name = runtime.settings.command
 
     @app.command(command_name)
@@ -33,17 +34,20 @@ def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers) -> None:
         started = time.monotonic()
         outcome = "error"
         try:
-            outcome = await _handle(runtime, answers, ack, body)
+            outcome = await _handle(runtime, answers, approvals, ack, body)
         finally:
             runtime.metrics.requests.labels(kind="command", outcome=outcome).inc()
             runtime.metrics.handler_seconds.labels(kind="command").observe(time.monotonic() - started)
 
 
-async def _handle(runtime: Runtime, answers: CommandAnswers, ack: AsyncAck, body: dict[str, Any]) -> str:
+async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approvals, ack: AsyncAck,
+                  body: dict[str, Any]) -> str:
     prefix = runtime.settings.command
     text = str(body.get("text", ""))
     try:
         invocation = runtime.table.parse(text, runtime.settings.default_namespace)
+        if invocation.command.mutating:
+            approvals.check(text)
     except UsageError as error:
         message = usage_message(error, prefix)
         await ack(response_type="ephemeral", text=message.text)
@@ -57,12 +61,16 @@ async def _handle(runtime: Runtime, answers: CommandAnswers, ack: AsyncAck, body
         await ack(response_type="ephemeral", text=":hourglass: The bot is restarting; try again in a minute.")
         return "rejected"
     try:
-        await answers.accept(body)
+        if invocation.command.mutating:
+            await approvals.accept_command(body)
+        else:
+            await answers.accept(body)
     except Exception as e:  # noqa: BLE001 - nothing was recorded: say so, run nothing
         log.error("could not record %s: %s", running, e)
         await ack(response_type="ephemeral",
                   text=f":x: Could not take {running} right now (the bot's state store is unavailable); "
                        "try again in a minute.")
         return "error"
-    await ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Running {running}…")
+    doing = "Previewing" if invocation.command.mutating else "Running"
+    await ack(response_type="ephemeral", text=f":hourglass_flowing_sand: {doing} {running}…")
     return "accepted"

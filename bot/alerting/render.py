@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
 
@@ -49,7 +49,8 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
 
 
 def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[list[Result] | None],
-                          actions: Sequence[str], prefix: str = "/ops") -> Message:
+                          actions: Sequence[str], prefix: str = "/ops",
+                          offers: Sequence[dict[str, Any]] = ()) -> Message:
     """The thread reply: results so far, steps still running, the runbook's mitigations."""
     running = [step for step, done in zip(steps, results, strict=False) if done is None]
     if running:
@@ -73,4 +74,5 @@ def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[
     worst = [r for done in results if done for r in done]
     summary = "; ".join(f"{r.title}: {r.summary}" for r in worst if not r.status.is_healthy)[:500]
     text = f"Investigation of {alert.name}" + (f" — {summary}" if summary else "")
-    return Message(text=truncate(safe(text), MAX_TEXT), blocks=fit_blocks(blocks))
+    # The mitigations' buttons (bot.alerting.offers) stay whatever the report's length.
+    return Message(text=truncate(safe(text), MAX_TEXT), blocks=fit_blocks(blocks, len(offers)) + list(offers))

@@ -69,7 +69,10 @@ class AlertThreads:
         context: Context,
         fetch_active: ActiveAlerts | None,
         links: Callable[[Alert], list[tuple[str, str]]] = lambda alert: [],
+        offers: Callable[[str, Sequence[str]], list[dict[str, Any]]] | None = None,
     ) -> None:
+        """`offers(thread key, playbook actions)`: the mitigation buttons under an investigation
+        (bot.alerting.offers.offer_blocks), or None when no policy allows mitigations."""
         self.settings = settings
         self.config = config
         self.store = store
@@ -80,6 +83,7 @@ class AlertThreads:
         self.context = context
         self.fetch_active = fetch_active
         self.links = links
+        self.offers = offers
         worker.handle(keys.KIND_THREAD, self._thread_job)
         worker.handle(keys.KIND_POST, self._post_job)
         worker.handle(keys.KIND_INVESTIGATE, self._investigate_job)
@@ -319,11 +323,12 @@ class AlertThreads:
     async def _run_playbook(self, key: str, thread: AlertThread, alert: Alert, steps: list[str],
                             actions: list[str]) -> AlertThread:
         results: list[list[Result] | None] = [None] * len(steps)
-        first = investigation_message(alert, steps, results, actions, self.settings.command)
+        offers = self.offers(key, actions) if self.offers is not None else []
+        first = investigation_message(alert, steps, results, actions, self.settings.command, offers)
         reply = await self._post_once(key, thread, "reply", first, thread_ts=thread.ts)
 
         async def edit() -> None:
-            message = investigation_message(alert, steps, results, actions, self.settings.command)
+            message = investigation_message(alert, steps, results, actions, self.settings.command, offers)
             await self.poster.update(reply.channel, reply.ts, message.text, message.blocks)
 
         editor = _Editor(edit, self.config.edit_interval)
@@ -336,7 +341,7 @@ class AlertThreads:
             await asyncio.gather(*(run(i, s) for i, s in enumerate(steps)))
         finally:
             await editor.stop()
-        final = investigation_message(alert, steps, results, actions, self.settings.command)
+        final = investigation_message(alert, steps, results, actions, self.settings.command, offers)
         thread = await self._change(key, thread, lambda t: t.replace(
             reply_final={"text": final.text, "blocks": final.blocks}))
         for result in (r for done in results if done for r in done):

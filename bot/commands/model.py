@@ -13,6 +13,7 @@ from bot.commands.report import Report
 if TYPE_CHECKING:
     from bot.clients import Clients
     from bot.settings import Settings
+    from bot.state.store import Store
 
 @dataclass(frozen=True)
 class Context:
@@ -22,6 +23,8 @@ class Context:
     clients: "Clients"
     # Told the backend's name whenever a diagnostic fails against it (feeds /metrics).
     on_backend_error: Callable[[str], None] | None = None
+    # The bot's state store (`audit` reads the trail from it); None where none is open.
+    store: "Store | None" = None
 
 
 @dataclass(frozen=True)

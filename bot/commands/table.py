@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.actions import audit_command
+from bot.actions import commands as actions
 from bot.all_sections import Sections
 from bot.checks import aws, elasticsearch, http, kubernetes, monitoring, postgres, prometheus
 from bot.commands.model import Command
@@ -25,6 +27,8 @@ def build_table(sections: Sections) -> CommandTable:
         *postgres.COMMANDS,
         *http.commands(sections.dependencies),
         *monitoring.COMMANDS,
+        *actions.COMMANDS,
+        audit_command.COMMAND,
     ]:
         table.add(command)
     return table

@@ -32,4 +32,4 @@ class Runtime:
 
     @property
     def context(self) -> Context:
-        return Context(self.settings, self.clients, on_backend_error=self.metrics.backend_error)
+        return Context(self.settings, self.clients, on_backend_error=self.metrics.backend_error, store=self.store)

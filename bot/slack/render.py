@@ -140,10 +140,11 @@ def _note(text: str) -> Block:
     return ContextBlock(elements=[MarkdownTextObject(text=f":scissors: {text}")])
 
 
-def fit_blocks(blocks: list[Block]) -> list[dict]:
-    """At most 50 blocks; when cut, the last one says how many were left out."""
-    if len(blocks) > MAX_BLOCKS:
-        kept = blocks[: MAX_BLOCKS - 1]
+def fit_blocks(blocks: list[Block], reserve: int = 0) -> list[dict]:
+    """At most 50 blocks (less `reserve`, kept for blocks the caller adds after); when cut, the
+    last one says how many were left out."""
+    if len(blocks) > MAX_BLOCKS - reserve:
+        kept = blocks[: MAX_BLOCKS - reserve - 1]
         cut = len(blocks) - len(kept)
         kept.append(_note(f"{cut} more blocks cut (Slack allows {MAX_BLOCKS} per message); "
                           "run the same command in the terminal for the full output"))

@@ -12,8 +12,11 @@ Documents
     slack-channel:{name}                   the ID Slack answered for a channel addressed by name
     seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
                                            deliver the same event again for a few minutes)
+    action:{id}                            an approval request (bot.actions.request.ActionRequest)
 Logs
     work-failed                            jobs given up on: id, kind, attempts, the last error
+    audit                                  every request, preview, approval, refusal, cancel,
+                                           expiry, execution and result (never expires)
 Sets
     open-post-threads                      fingerprints whose Alertmanager-post thread is firing
 Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each other)
@@ -25,6 +28,12 @@ Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each 
                                            lane investigations: run the playbook in the thread
     command:{request}                      lane commands: run a slash command, post its answer
     mention:{event}                        lane commands: answer a mention of the bot with a hint
+    request:{origin}                       lane actions: make an approval request (preview it, post
+                                           it); origin is the slash command's or the click's id
+    click:{request}:{user}:{action_ts}     lane actions: a click on an approval message's button
+    execute:{request}                      lane actions: apply an approved change, edit the message
+    expire:{request}                       lane timers, due when the request expires: a durable
+                                           timer that edits the message if nobody approved it
 """
 
 from __future__ import annotations
@@ -37,6 +46,10 @@ ThreadSource = Literal["webhook", "post"]
 LANE_ALERTS = "alerts"
 LANE_INVESTIGATIONS = "investigations"
 LANE_COMMANDS = "commands"
+LANE_ACTIONS = "actions"
+# Durable timers (due later: an approval's expiry); apart, so that waiting for the other lanes
+# to drain never waits for a timer minutes away.
+LANE_TIMERS = "timers"
 
 # Job kinds: the handler a job runs.
 KIND_THREAD = "alert-thread"
@@ -44,9 +57,14 @@ KIND_POST = "alert-post"
 KIND_INVESTIGATE = "investigate"
 KIND_COMMAND = "command"
 KIND_MENTION = "mention"
+KIND_ACTION_REQUEST = "action-request"
+KIND_ACTION_CLICK = "action-click"
+KIND_ACTION_EXECUTE = "action-execute"
+KIND_ACTION_EXPIRE = "action-expire"
 
 OPEN_POST_THREADS = "open-post-threads"
 FAILED_WORK_LOG = "work-failed"
+AUDIT_LOG = "audit"
 
 
 def thread(source: ThreadSource, fingerprint: str) -> str:
@@ -75,3 +93,23 @@ def slack_channel(name: str) -> str:
 
 def mention(event_id: str) -> str:
     return f"mention:{event_id}"
+
+
+def action_request(request_id: str) -> str:
+    return f"action:{request_id}"
+
+
+def make_request(origin: str) -> str:
+    return f"request:{origin}"
+
+
+def click(request_id: str, user: str, action_ts: str) -> str:
+    return f"click:{request_id}:{user}:{action_ts}"
+
+
+def execute(request_id: str) -> str:
+    return f"execute:{request_id}"
+
+
+def expire(request_id: str) -> str:
+    return f"expire:{request_id}"

@@ -1,0 +1,85 @@
+"""The audit trail: every request, preview, approval, refusal, cancel, expiry, execution and result.
+
+Each entry is appended to the store's `audit` log (never expiring: bot.state.keys.AUDIT_LOG) and
+written as one JSON log line (logger `audit`), so the trail is in the store for `/ops audit` and
+in the log pipeline for whoever keeps logs longer. An entry says who, when, what, on which
+target, before and after, and the Slack permalink of the approval message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.actions.request import ActionRequest
+from bot.state import keys
+from bot.state.store import Store
+
+log = logging.getLogger("audit")
+
+# What happened, in the words /ops audit shows.
+EVENTS = ("requested", "previewed", "preview-failed", "refused", "approved", "cancelled", "expired",
+          "executed", "failed", "changed", "revert-requested")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    event: str
+    user: str  # who did it (a Slack user ID; "bot" for the timer)
+    request: str
+    action: str
+    target: str
+    changes: list[dict[str, Any]]
+    reason: str
+    permalink: str
+    requester: str
+    user_name: str = ""
+    requester_name: str = ""
+
+    @classmethod
+    def from_json(cls, at: float, value: dict[str, Any]) -> AuditEntry:
+        return cls(at=at, event=str(value.get("event", "")), user=str(value.get("user", "")),
+                   request=str(value.get("request", "")), action=str(value.get("action", "")),
+                   target=str(value.get("target", "")), changes=list(value.get("changes") or []),
+                   reason=str(value.get("reason", "")), permalink=str(value.get("permalink", "")),
+                   requester=str(value.get("requester", "")), user_name=str(value.get("user_name", "")),
+                   requester_name=str(value.get("requester_name", "")))
+
+
+class Audit:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def record(self, event: str, request: ActionRequest, user: str, reason: str = "",
+                     changes: list[dict[str, Any]] | None = None, user_name: str = "") -> None:
+        preview = request.preview or {}
+        entry = {
+            "event": event, "user": user, "request": request.id, "action": request.spec.get("action", request.action),
+            "target": preview.get("target") or _target(request), "requester": request.requester,
+            "changes": changes if changes is not None else list(preview.get("changes") or []),
+            "reason": reason, "permalink": request.permalink, "requester_name": request.requester_name,
+            "user_name": user_name or (request.requester_name if user == request.requester else ""),
+        }
+        await self.store.append(keys.AUDIT_LOG, entry)
+        log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
+
+    async def read(self, since: float | None = None) -> list[AuditEntry]:
+        """Entries since `since` (clock seconds), newest first."""
+        entries = await self.store.read_log(keys.AUDIT_LOG, since=since)
+        return [AuditEntry.from_json(e.at, dict(e.entry)) for e in reversed(entries)]
+
+
+def _target(request: ActionRequest) -> str:
+    spec = request.spec
+    if "deployment" in spec:
+        return f"Deployment {spec['namespace']}/{spec['deployment']}"
+    if "configmap" in spec:
+        return f"ConfigMap {spec['namespace']}/{spec['configmap']}"
+    if "silence_id" in spec:
+        return f"silence {spec['silence_id']}"
+    if "matchers" in spec:
+        return "silence " + ", ".join(f"{n}={v}" for n, v in spec["matchers"])
+    return request.action

@@ -1,0 +1,316 @@
+"""Mitigations behind approval buttons, end to end: signed slash commands and clicks to the real
+server, kmock (with the API server's dry-run and conflict semantics) behind it, the real
+Alertmanager for silences, the fake Slack recording the approval message and every edit.
+
+Every write the bot makes to kmock is recorded (`kube.writes`): each test checks that nothing was
+written before an approval, and exactly one write after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from tests.slack_requests import send_block_action, send_slash_command
+
+pytestmark = pytest.mark.integration
+
+ALICE, BOB, CAROL, MALLORY = "U0ALICE001", "U0BOB00001", "U0CAROL001", "U0MALLORY1"
+POLICY = f"""
+policy:
+  groups:
+    oncall: [{ALICE}, {CAROL}]
+    leads: [{BOB}]
+  approval_minutes: 10
+  actions:
+    scale: {{request: [oncall, leads], approve: [leads, oncall], namespaces: [prod], max_replicas: 20}}
+    restart: {{request: [oncall], approve: [leads]}}
+    limits: {{request: [oncall], approve: [leads], max_memory: 8Gi, max_cpu: "4"}}
+    breaker: {{request: [oncall], approve: [oncall, leads]}}
+    silence: {{request: [oncall], approve: [oncall], two_person: false, max_duration: 24h}}
+"""
+
+
+@pytest.fixture
+def chatops_yaml(tmp_path):
+    def write(text: str = POLICY) -> str:
+        path = tmp_path / "chatops.yaml"
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+async def bot(start_bot, bot_env, kube, chatops_yaml, alertmanager):
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    return await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                            "CHATOPS_CONFIG": chatops_yaml()})
+
+
+class Ops:
+    """Send commands and clicks as Slack would, and read what the bot made of them."""
+
+    def __init__(self, bot, http, fake_slack, signing_secret) -> None:
+        self.bot, self.http, self.slack, self.secret = bot, http, fake_slack, signing_secret
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.bot.port}/slack/events"
+
+    async def ask(self, text: str, user: str = ALICE) -> Any:
+        """`/ops <text>` by `user`; returns the approval message once it is posted."""
+        before = len(self.slack.messages("C0OPS"))
+        result = await send_slash_command(self.http, self.url, self.secret, text=text, user_id=user,
+                                          user_name=user.lower(), response_url=self.slack.response_url())
+        assert result.status == 200, result.text
+        await self.slack.wait_for(lambda call: call.method == "chat.postMessage" and len(
+            self.slack.messages("C0OPS")) > before, timeout=10)
+        return self.slack.messages("C0OPS")[-1]
+
+    async def refused(self, text: str, user: str = ALICE) -> str:
+        """`/ops <text>` that must be refused: the line only `user` reads."""
+        before = len(self.slack.ephemerals)
+        result = await send_slash_command(self.http, self.url, self.secret, text=text, user_id=user,
+                                          user_name=user.lower(), response_url=self.slack.response_url())
+        assert result.status == 200, result.text
+        await self.slack.wait_for(lambda call: call.method == "chat.postEphemeral" and len(
+            self.slack.ephemerals) > before, timeout=10)
+        (line,) = [m for m in self.slack.ephemerals[before:]]
+        assert line.recipient == user
+        return line.text
+
+    async def click(self, message, action_id: str, user: str, value: str | None = None) -> int:
+        button = next(e for b in message.blocks if b["type"] == "actions" for e in b["elements"]
+                      if e["action_id"] == action_id) if value is None else {"action_id": action_id, "value": value}
+        result = await send_block_action(self.http, self.url, self.secret,
+                                         [{"action_id": action_id, "value": button["value"]}], user=user,
+                                         user_name=user.lower(), message={"type": "message", "ts": message.ts},
+                                         response_url=self.slack.response_url())
+        return result.status
+
+    async def idle(self) -> None:
+        """Every click and command recorded so far is done (timers due later aside)."""
+        from bot.state import keys
+
+        await asyncio.wait_for(self.bot.worker.idle([keys.LANE_ACTIONS, keys.LANE_COMMANDS]), 15)
+
+    def current(self, message):
+        (now,) = [m for m in self.slack.messages("C0OPS") if m.ts == message.ts]
+        return now
+
+    def text(self, message) -> str:
+        return json.dumps(self.current(message).blocks, ensure_ascii=False)
+
+    def ephemerals_to(self, user: str) -> list[str]:
+        return [m.text for m in self.slack.ephemerals if m.recipient == user]
+
+
+@pytest.fixture
+def ops(bot, http, fake_slack, signing_secret):
+    return Ops(bot, http, fake_slack, signing_secret)
+
+
+def buttons(message) -> dict[str, str]:
+    return {e["action_id"]: e["value"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def replicas(kube, namespace: str = "prod", name: str = "checkout") -> int:
+    return int(kube.kmock.objects["apps/v1/deployments", namespace, name]["spec"]["replicas"])
+
+
+async def audit_events(bot) -> list[str]:
+    entries = await bot.runtime.store.read_log("audit")
+    return [e.entry["event"] for e in entries]
+
+
+async def test_scale_is_previewed_by_a_dry_run_and_applied_once_after_an_approval(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    assert "replicas 3 → 8" in ops.text(message) and "Deployment prod/checkout" in ops.text(message)
+    assert set(buttons(message)) == {"ops-approve", "ops-cancel"}
+    assert kube.writes == [] and len(kube.dry_runs) == 1 and replicas(kube) == 3
+
+    assert await ops.click(message, "ops-approve", BOB) == 200
+    await ops.idle()
+
+    assert replicas(kube) == 8 and len(kube.writes) == 1
+    done = ops.text(message)
+    assert f"approved by <@{BOB}>" in done and "applied in" in done and "replicas 3 → 8" in done
+    assert set(buttons(ops.current(message))) == {"ops-revert"}
+    assert await audit_events(ops.bot) == ["requested", "approved", "executed"]
+
+
+async def test_the_requester_cannot_approve_their_own_change(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    assert await ops.click(message, "ops-approve", ALICE) == 200
+    await ops.idle()
+
+    assert kube.writes == [] and replicas(kube) == 3
+    (line,) = ops.ephemerals_to(ALICE)
+    assert "not the requester" in line or "own" in line
+    assert "Approval needed" in ops.text(message)
+    assert (await audit_events(ops.bot))[-1] == "refused"
+
+
+async def test_someone_outside_the_approvers_cannot_approve(ops, kube):
+    message = await ops.ask("restart checkout -n prod")
+
+    await ops.click(message, "ops-approve", CAROL)  # oncall may request restarts, only leads approve
+    await ops.click(message, "ops-approve", MALLORY)
+    await ops.idle()
+
+    assert kube.writes == []
+    assert "leads" in ops.ephemerals_to(CAROL)[0] and ops.ephemerals_to(MALLORY)
+    assert "Approval needed" in ops.text(message)
+
+
+async def test_a_forged_button_value_changes_nothing(ops, kube, fake_slack):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    await ops.click(message, "ops-approve", BOB, value="r0000000000000000")
+    await ops.click(message, "ops-approve", BOB, value='{"replicas": 100}')
+    await ops.idle()
+
+    assert kube.writes == [] and replicas(kube) == 3
+    assert "no longer known" in ops.ephemerals_to(BOB)[0]
+    assert "Approval needed" in ops.text(message)
+
+
+async def test_a_double_click_applies_the_change_once(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    await asyncio.gather(ops.click(message, "ops-approve", BOB), ops.click(message, "ops-approve", BOB),
+                         ops.click(message, "ops-approve", CAROL))
+    await ops.idle()
+
+    assert len(kube.writes) == 1 and replicas(kube) == 8
+    refused = ops.ephemerals_to(BOB) + ops.ephemerals_to(CAROL)
+    assert len(refused) == 2 and all("already approved" in line for line in refused)
+
+
+async def test_a_value_changed_since_the_preview_is_not_overwritten(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+    deployment = kube.kmock.objects["apps/v1/deployments", "prod", "checkout"]
+    kube.kmock.objects["apps/v1/deployments", "prod", "checkout"] = {
+        **deployment, "spec": {**deployment["spec"], "replicas": 5}}  # someone scaled it meanwhile
+
+    await ops.click(message, "ops-approve", BOB)
+    await ops.idle()
+
+    assert kube.writes == [] and replicas(kube) == 5
+    assert "changed since the preview" in ops.text(message)
+    assert "ops-revert" in buttons(ops.current(message))  # "Request again"
+    assert (await audit_events(ops.bot))[-1] == "changed"
+
+
+async def test_revert_asks_for_the_inverse_change_through_the_same_approval(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+    await ops.click(message, "ops-approve", BOB)
+    await ops.idle()
+
+    await ops.click(ops.current(message), "ops-revert", ALICE)
+    await ops.idle()
+    revert = ops.slack.messages("C0OPS")[-1]
+    assert revert.ts != message.ts and "replicas 8 → 3" in ops.text(revert)
+    assert replicas(kube) == 8  # nothing until it is approved
+
+    await ops.click(revert, "ops-approve", BOB)
+    await ops.idle()
+
+    assert replicas(kube) == 3 and len(kube.writes) == 2
+    assert "revert requested" in ops.text(message)
+
+
+async def test_cancel_by_the_requester_ends_the_request(ops, kube):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    await ops.click(message, "ops-cancel", ALICE)
+    await ops.idle()
+    await ops.click(ops.current(message), "ops-approve", BOB, value=buttons(message)["ops-approve"])
+    await ops.idle()
+
+    assert kube.writes == [] and "Cancelled" in ops.text(message) and not buttons(ops.current(message))
+    assert "cancelled" in ops.ephemerals_to(BOB)[0]
+
+
+async def test_a_request_nobody_approves_expires_and_its_message_says_so(start_bot, bot_env, kube, chatops_yaml,
+                                                                          http, fake_slack, signing_secret):
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path,
+                           "CHATOPS_CONFIG": chatops_yaml(POLICY.replace("approval_minutes: 10",
+                                                                         "approval_minutes: 0.02"))})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    await fake_slack.wait_for("chat.update", timeout=10)  # the expiry timer's edit, ~1.2 s later
+    assert "Expired" in ops.text(message) and not buttons(ops.current(message))
+    await ops.click(message, "ops-approve", BOB, value=buttons(message)["ops-approve"])
+    await ops.idle()
+    assert kube.writes == [] and "expired" in ops.ephemerals_to(BOB)[0]
+
+
+async def test_without_a_policy_every_change_is_refused_with_how_to_enable_it(start_bot, bot_env, kube, http,
+                                                                              fake_slack, signing_secret):
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+
+    line = await ops.refused("scale checkout 8 -n prod")
+
+    assert "policy" in line
+    assert not fake_slack.messages("C0OPS") and kube.writes == [] and kube.dry_runs == []
+
+
+async def test_limits_over_the_policys_maximum_are_refused_before_any_preview(ops, kube):
+    line = await ops.refused("limits checkout --memory 16Gi -n prod")
+
+    assert "8Gi" in line
+    assert kube.dry_runs == [] and not ops.slack.messages("C0OPS")
+
+
+async def test_a_namespace_outside_the_rule_is_refused(ops, kube):
+    kube.seed_deployment("checkout", "staging", replicas=3)
+
+    line = await ops.refused("scale checkout 4 -n staging")
+
+    assert "staging" in line and kube.dry_runs == []
+
+
+async def test_a_silence_is_previewed_with_the_alerts_it_covers_and_created_once(ops, alertmanager):
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
+                                          "severity": "critical"}}])
+    message = await ops.ask("silence HighErrorRate service=checkout --for 1h --comment deploy-fix")
+    assert "HighErrorRate" in ops.text(message)
+
+    await ops.click(message, "ops-approve", ALICE)  # two_person: false for silences
+    await ops.idle()
+
+    silences = [s for s in await asyncio.to_thread(_silences, alertmanager.url) if s["status"]["state"] == "active"]
+    assert len(silences) == 1 and silences[0]["createdBy"] == ALICE.lower()
+    assert {(m["name"], m["value"]) for m in silences[0]["matchers"]} == {
+        ("alertname", "HighErrorRate"), ("service", "checkout")}
+
+
+def _silences(url: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/api/v2/silences", timeout=5) as response:
+        return json.loads(response.read())
+
+
+async def test_audit_lists_what_happened_newest_first(ops, kube, fake_slack):
+    message = await ops.ask("scale checkout 8 -n prod")
+    await ops.click(message, "ops-approve", BOB)
+    await ops.idle()
+
+    result = await send_slash_command(ops.http, ops.url, ops.secret, text="audit --action scale", user_id=CAROL,
+                                      response_url=fake_slack.response_url())
+    assert result.status == 200
+    await ops.idle()
+    report = json.dumps(fake_slack.messages("C0OPS")[-1].blocks)
+    assert report.index("executed") < report.index("approved") < report.index("requested")
