@@ -69,7 +69,7 @@ def matcher_filter(name: str, value: str) -> str:
 
 def marker(spec: Silence) -> str:
     """What `apply` appends to the comment, and looks for before it creates anything."""
-    return f" [chatops request {spec.request}]"
+    return f"[chatops request {spec.request}]"
 
 
 # ------------------------------------------------------------------------------------ silence
@@ -107,7 +107,7 @@ async def _apply_silence(api: _Api, spec: Silence, now: datetime) -> Outcome:
     end = start + timedelta(seconds=spec.seconds)
     body = {"matchers": [{"name": n, "value": v, "isRegex": False, "isEqual": True} for n, v in spec.matchers],
             "startsAt": _rfc3339(start), "endsAt": _rfc3339(end), "createdBy": spec.created_by,
-            "comment": spec.comment + marker(spec)}
+            "comment": f"{spec.comment} {marker(spec)}".strip()}
     answer = await api.json("POST", "/api/v2/silences", body=body)
     created = answer.get("silenceID") if isinstance(answer, dict) else None
     if not isinstance(created, str) or not created:

@@ -1,23 +1,22 @@
 """operations/silences.py against a real Alertmanager 0.25: a preview lists what a silence would
 cover and creates nothing; apply creates exactly one silence, even when retried; unsilence
-expires it. Errors: a loopback fake answers what a real server only does when it is unwell."""
+expires it. Errors: a loopback fake answers what a real server only does when it is failing_server."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from diagnostics.http_api import parse_time
 from operations import silences
 from operations.model import Change, OperationError, Outcome, Preview, Silence, Unsilence
 from tests.servers.alertmanager import AlertmanagerServer
-from tests.servers.background import BackgroundServer
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +137,9 @@ async def test_applying_again_finds_the_silence_and_creates_no_second(alertmanag
     assert [s["id"] for s in alertmanager.silences()] == [first.reference]
     other = await apply(alertmanager, http, silence(request="r-2"))  # another request: its own silence
     assert other.reference != first.reference and len(alertmanager.silences()) == 2
+    bare = dataclasses.replace(silence(request="r-3"), comment="")
+    assert (await apply(alertmanager, http, bare)).reference == (await apply(alertmanager, http, bare)).reference
+    assert [s["comment"] for s in alertmanager.silences()].count("[chatops request r-3]") == 1
 
 
 # -------------------------------------------------------------------------------- unsilence
@@ -227,23 +229,6 @@ async def test_an_unreachable_alertmanager_is_temporary_and_its_password_never_s
             (f"Alertmanager: cannot connect to {location}: connection refused", True)
 
 
-@pytest.fixture
-def unwell() -> Iterator[tuple[BackgroundServer, dict[str, Any]]]:
-    """An HTTP server answering every request with `status` and `body`, after `delay` seconds."""
-    behaviour: dict[str, Any] = {"status": 503, "body": "overloaded, try later", "delay": 0.0}
-
-    async def handle(request: web.Request) -> web.Response:
-        await asyncio.sleep(behaviour["delay"])
-        return web.Response(status=behaviour["status"], text=behaviour["body"])
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    server = BackgroundServer(app)
-    server.start()
-    yield server, behaviour
-    server.stop()
-
-
 @pytest.mark.parametrize(("status", "body", "message", "temporary"), [
     (503, "overloaded, try later", "HTTP 503 at {url}: overloaded, try later", True),
     (400, '"silence invalid: start time must be before end time"',
@@ -252,9 +237,9 @@ def unwell() -> Iterator[tuple[BackgroundServer, dict[str, Any]]]:
      False),
     (400, '"' + "x" * 500 + '\\nsecond line"', "HTTP 400 at {url}: " + "x" * 199 + "…", False),
 ])
-async def test_an_answer_other_than_2xx_is_one_line_temporary_only_for_5xx(http, unwell, status, body, message,
+async def test_an_answer_other_than_2xx_is_one_line_temporary_only_for_5xx(http, failing_server, status, body, message,
                                                                            temporary):
-    server, behaviour = unwell
+    server, behaviour = failing_server
     behaviour.update(status=status, body=body)
     with pytest.raises(OperationError) as failed:
         await silences.apply(http, server.url, silence(), EMPTY, location=server.url, timeout=TIMEOUT,
@@ -263,8 +248,8 @@ async def test_an_answer_other_than_2xx_is_one_line_temporary_only_for_5xx(http,
         ("Alertmanager: " + message.format(url=server.url), temporary)
 
 
-async def test_an_alertmanager_that_hangs_times_out_as_temporary(http, unwell):
-    server, behaviour = unwell
+async def test_an_alertmanager_that_hangs_times_out_as_temporary(http, failing_server):
+    server, behaviour = failing_server
     behaviour["delay"] = 2.5
     started = time.monotonic()
     with pytest.raises(OperationError) as failed:
