@@ -11,6 +11,7 @@ import errno
 import json
 import re
 import socket
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,12 +24,16 @@ class BackendError(Exception):
     """A backend could not answer. The message is one line: "Alertmanager: HTTP 503 at http://…"."""
 
 
+Params = Mapping[str, str] | Sequence[tuple[str, str]]  # pairs: a name may repeat (filter=…&filter=…)
+
+
 async def request(session: aiohttp.ClientSession, url: str, *, backend: str, location: str, timeout: float,
-                  params: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """GET `url`: its status and body, whatever the status; BackendError if there is no answer."""
+                  params: Params | None = None, method: str = "GET", body: Any = None) -> tuple[int, bytes]:
+    """`method` `url` (with `body` as JSON, if any): its status and body, whatever the status;
+    BackendError if there is no answer."""
     try:
         async with asyncio.timeout(timeout):
-            call = session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout))
+            call = session.request(method, url, params=params, json=body, timeout=aiohttp.ClientTimeout(total=timeout))
             async with call as response:
                 return response.status, await response.read()
     except TimeoutError:
@@ -42,7 +47,7 @@ async def request(session: aiohttp.ClientSession, url: str, *, backend: str, loc
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, location: str, timeout: float,
-                   params: dict[str, str] | None = None) -> Any:
+                   params: Params | None = None) -> Any:
     status, body = await request(session, url, backend=backend, location=location, timeout=timeout, params=params)
     if status != 200:
         raise BackendError(f"{backend}: HTTP {status} at {location}: {snippet(body)}")

@@ -641,23 +641,6 @@ async def test_prometheus_refusing_connections_says_connection_refused(pool, htt
     assert targets.summary == f"Prometheus: cannot connect to {url}: connection refused"
 
 
-@pytest.fixture
-def failing_server():
-    """An HTTP server answering every request with `status` (and a delay)."""
-    behaviour = {"status": 503, "delay": 0.0}
-
-    async def handle(request: web.Request) -> web.Response:
-        await asyncio.sleep(behaviour["delay"])
-        return web.Response(status=behaviour["status"], text="overloaded, try later")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    server = BackgroundServer(app)
-    server.start()
-    yield server, behaviour
-    server.stop()
-
-
 @pytest.mark.integration
 async def test_prometheus_answering_503_is_named_with_the_status(pool, failing_server):
     server, _ = failing_server

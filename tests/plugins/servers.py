@@ -13,12 +13,15 @@
     postgres_server (session)     PostgresServer (.dsn, .port, .psql()) with database `app`
                                   and pg_stat_statements
     fake_elasticsearch            FakeElasticsearch (.url, .add_docs(), .set_health(), .fail_with(), .delay())
+    failing_server                (BackgroundServer, behaviour): answers every request with behaviour's
+                                  "status" (503) and "body" ("overloaded, try later") after "delay" s (0)
 
 A missing binary skips the test, or fails it when CI=true (tests/servers/missing.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -27,9 +30,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from aiohttp import web
 
 from tests.servers.alertmanager import NULL_CONFIG, AlertmanagerServer, start_alertmanager
 from tests.servers.aws import MotoServer, start_moto
+from tests.servers.background import BackgroundServer
 from tests.servers.elasticsearch import FakeElasticsearch
 from tests.servers.metrics_exporter import MetricsExporter
 from tests.servers.missing import INSTALL_HINT, require_binary, server_missing
@@ -187,3 +192,20 @@ def fake_elasticsearch() -> Iterator[FakeElasticsearch]:
     es.start()
     yield es
     es.stop()
+
+
+# -- an unwell HTTP server ----------------------------------------------------------------------
+@pytest.fixture
+def failing_server() -> Iterator[tuple[BackgroundServer, dict[str, Any]]]:
+    behaviour: dict[str, Any] = {"status": 503, "body": "overloaded, try later", "delay": 0.0}
+
+    async def handle(request: web.Request) -> web.Response:
+        await asyncio.sleep(behaviour["delay"])
+        return web.Response(status=behaviour["status"], text=behaviour["body"])
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = BackgroundServer(app)
+    server.start()
+    yield server, behaviour
+    server.stop()

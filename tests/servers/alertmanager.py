@@ -56,6 +56,11 @@ class AlertmanagerServer:
         result: list[dict[str, Any]] = _request(f"{self.url}/api/v2/alerts")
         return result
 
+    def silences(self) -> list[dict[str, Any]]:
+        """GET /api/v2/silences: every silence, expired ones included."""
+        result: list[dict[str, Any]] = _request(f"{self.url}/api/v2/silences")
+        return result
+
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = _request(f"{self.url}/api/v2/status")
         return result
