@@ -314,3 +314,103 @@ async def test_audit_lists_what_happened_newest_first(ops, kube, fake_slack):
     await ops.idle()
     report = json.dumps(fake_slack.messages("C0OPS")[-1].blocks)
     assert report.index("executed") < report.index("approved") < report.index("requested")
+
+
+@pytest.fixture
+async def two_replicas(start_bot, bot_env, kube, chatops_yaml, redis_server):
+    """Two bot processes sharing one real Redis: any of them may get any click."""
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    env = {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "CHATOPS_CONFIG": chatops_yaml(),
+           "STATE_URL": redis_server.url}
+    return [await start_bot(env), await start_bot(env)]
+
+
+async def test_the_same_click_on_two_replicas_at_once_writes_once(two_replicas, http, fake_slack, signing_secret,
+                                                                  kube):
+    first, second = (Ops(bot, http, fake_slack, signing_secret) for bot in two_replicas)
+    message = await first.ask("scale checkout 8 -n prod")
+
+    await asyncio.gather(first.click(message, "ops-approve", BOB), second.click(message, "ops-approve", BOB),
+                         first.click(message, "ops-approve", CAROL), second.click(message, "ops-approve", CAROL))
+    await asyncio.gather(first.idle(), second.idle())
+
+    assert len(kube.writes) == 1 and replicas(kube) == 8
+    assert len(first.ephemerals_to(BOB) + first.ephemerals_to(CAROL)) == 3  # the three that lost
+
+
+async def test_a_request_made_through_one_replica_is_approved_through_the_other(two_replicas, http, fake_slack,
+                                                                                signing_secret, kube):
+    first, second = (Ops(bot, http, fake_slack, signing_secret) for bot in two_replicas)
+    message = await first.ask("scale checkout 8 -n prod")
+    assert kube.writes == []
+
+    await second.click(message, "ops-approve", BOB)
+    await asyncio.gather(first.idle(), second.idle())
+
+    assert len(kube.writes) == 1 and replicas(kube) == 8
+    assert "applied in" in first.text(message)
+
+
+async def test_approval_works_over_socket_mode(start_bot, bot_env, kube, chatops_yaml, fake_slack):
+    from urllib.parse import parse_qsl
+
+    from tests.slack_requests import block_action_body, slash_command_body
+
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "SLACK_APP_TOKEN": fake_slack.app_token, "SLACK_SIGNING_SECRET": "",
+                           "KUBECONFIG": kube.kubeconfig_path, "CHATOPS_CONFIG": chatops_yaml()})
+    await fake_slack.socket_connected(timeout=10)
+    await fake_slack.socket_send("slash_commands", dict(parse_qsl(slash_command_body(
+        text="scale checkout 8 -n prod", user_id=ALICE, response_url=fake_slack.response_url()))), timeout=3)
+    await fake_slack.wait_for("chat.postMessage", timeout=10)
+    (message,) = fake_slack.messages("C0OPS")
+    assert kube.writes == []
+
+    click = json.loads(dict(parse_qsl(block_action_body([{"action_id": "ops-approve", "value": buttons(message)[
+        "ops-approve"]}], user=BOB, message={"type": "message", "ts": message.ts})))["payload"])
+    await fake_slack.socket_send("interactive", click, timeout=3)
+    await asyncio.wait_for(bot.worker.idle(["actions"]), 15)
+
+    assert len(kube.writes) == 1 and replicas(kube) == 8
+
+
+ALERT_POLICY = POLICY.replace("namespaces: [prod], ", "") + """
+playbook_defaults: {namespace: prod}
+playbooks:
+  HighErrorRate: {steps: ["pods {deployment} -n {namespace}"], actions: [scale-up, circuit-breaker]}
+"""
+
+
+async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_thread(
+    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret
+):
+    from tests.integration.test_alert_threads import TOKEN, webhook_body
+
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": chatops_yaml(ALERT_POLICY)})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=webhook_body(),
+                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 200
+    await asyncio.wait_for(bot.threads.drain(), 15)
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+    offers = [e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [e["action_id"] for e in offers] == ["ops-offer-scale-up", "ops-offer-circuit-breaker", "ops-offer-silence"]
+
+    scale_up = offers[0]
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": scale_up["action_id"],
+                                                             "value": scale_up["value"]}],
+                            user=CAROL, channel=root.channel, message={"type": "message", "ts": reply.ts,
+                                                                       "thread_ts": root.ts})
+    await ops.idle()
+    request = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts][-1]
+    assert request.ts != reply.ts and "replicas 3 → 5" in json.dumps(request.blocks, ensure_ascii=False)
+    assert kube.writes == []
+
+    approve = buttons(request)["ops-approve"]
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": "ops-approve", "value": approve}],
+                            user=BOB, channel=root.channel, message={"type": "message", "ts": request.ts})
+    await ops.idle()
+    assert replicas(kube) == 5 and len(kube.writes) == 1
