@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from bot.actions import policy
+from bot.actions.policy import Policy
 from bot.alerting import config as alerts
 from bot.alerting import playbooks
 from bot.alerting.config import AlertSettings
@@ -42,6 +44,7 @@ class Sections:
     playbook_defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_PARAMETERS)))
     alerts: AlertSettings = field(default_factory=AlertSettings)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    policy: Policy | None = None  # None: no `policy:` section, every mutating command refused
 
 
 def load_sections(settings: Settings) -> Sections:
@@ -58,4 +61,5 @@ def load_sections(settings: Settings) -> Sections:
         playbook_defaults=books.defaults,
         alerts=alerts.load(raw.get("alerts"), file),
         delivery=delivery.load(raw.get("delivery"), file),
+        policy=policy.load(raw.get("policy"), file),
     )
