@@ -14,7 +14,9 @@ from types import MappingProxyType
 from typing import Mapping
 
 from bot.actions import config as actions
+from bot.actions import policy
 from bot.actions.config import ActionsConfig
+from bot.actions.policy import Policy
 from bot.alerting import config as alerts
 from bot.alerting import playbooks
 from bot.alerting.config import AlertSettings
@@ -45,6 +47,7 @@ class Sections:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
+    policy: Policy | None = None  # None: no `policy:` section, every mutating command refused
 
 
 def load_sections(settings: Settings) -> Sections:
@@ -62,4 +65,5 @@ def load_sections(settings: Settings) -> Sections:
         alerts=alerts.load(raw.get("alerts"), file),
         delivery=delivery.load(raw.get("delivery"), file),
         actions=actions.load(raw.get("actions"), file),
+        policy=policy.load(raw.get("policy"), file),
     )

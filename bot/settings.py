@@ -104,7 +104,7 @@ class Settings:
 
 # The sections of chatops.yaml, kept raw in Settings.sections for bot/all_sections.py.
 SECTIONS = ("presets", "slo", "elasticsearch", "dependencies", "aws", "playbooks", "playbook_defaults",
-            "alerts", "delivery", "actions")
+            "alerts", "delivery", "actions", "policy")
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:

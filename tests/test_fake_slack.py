@@ -1095,3 +1095,59 @@ async def test_conversations_list_pages_through_the_known_channels_with_their_na
             break
     assert set(seen) == ids
     assert seen[fake_slack.channel_id("#team-3")] == "team-3"
+
+
+# --- permalinks and user groups ----------------------------------------------------------------------
+
+
+async def test_get_permalink_names_the_channel_and_ts_and_a_reply_its_thread(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    root = await client.chat_postMessage(channel="#ops", text="approve?")
+    reply = await client.chat_postMessage(channel=root["channel"], text="approved", thread_ts=root["ts"])
+    channel, digits = root["channel"], root["ts"].replace(".", "")
+
+    link = await client.chat_getPermalink(channel=channel, message_ts=root["ts"])
+    reply_link = await client.chat_getPermalink(channel=channel, message_ts=reply["ts"])
+    unknown = await api_error(client.chat_getPermalink(channel=channel, message_ts="1.000001"))
+    by_name = await api_error(client.chat_getPermalink(channel="#ops", message_ts=root["ts"]))
+
+    assert (link["channel"], link["permalink"]) == (channel, f"https://fake.slack.example/archives/{channel}/p{digits}")
+    assert reply_link["permalink"] == (f"https://fake.slack.example/archives/{channel}/p{reply['ts'].replace('.', '')}"
+                                       f"?thread_ts={root['ts']}&cid={channel}")
+    assert unknown.response["error"] == "message_not_found" and by_name.response["error"] == "channel_not_found"
+
+
+async def test_usergroups_users_list_answers_the_members_set_and_counts_calls(
+    fake_slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake_slack.set_usergroup("S0ONCALL01", ["U0ALICE001", "U0CAROL001"])
+    fake_slack.set_usergroup("S0EMPTY001", [])
+
+    oncall = await client.usergroups_users_list(usergroup="S0ONCALL01")
+    empty = await client.usergroups_users_list(usergroup="S0EMPTY001")
+    unknown = await api_error(client.usergroups_users_list(usergroup="S0NOSUCH01"))
+    fake_slack.set_usergroup("S0ONCALL01", ["U0BOB00001"])
+    changed = await client.usergroups_users_list(usergroup="S0ONCALL01")
+
+    assert oncall["users"] == ["U0ALICE001", "U0CAROL001"] and empty["users"] == []
+    assert unknown.response["error"] == "no_such_subteam" and changed["users"] == ["U0BOB00001"]
+    assert [c.params["usergroup"] for c in fake_slack.calls_to("usergroups.users.list")] == [
+        "S0ONCALL01", "S0EMPTY001", "S0NOSUCH01", "S0ONCALL01"]
+    assert [c.ok for c in fake_slack.calls_to("usergroups.users.list")] == [True, True, False, True]
+
+
+async def test_usergroups_need_the_bot_token_and_a_group_id(fake_slack: FakeSlack) -> None:
+    fake_slack.set_usergroup("S0ONCALL01", ["U0ALICE001"])
+    as_app = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.app_token)
+    as_bot = AsyncWebClient(base_url=fake_slack.api_url, token=fake_slack.bot_token)
+
+    app_token = await api_error(as_app.usergroups_users_list(usergroup="S0ONCALL01"))
+    no_group = await api_error(as_bot.api_call("usergroups.users.list", http_verb="GET", params={}))
+
+    assert app_token.response["error"] == "not_allowed_token_type"
+    assert no_group.response["error"] == "invalid_arguments"
+    with pytest.raises(ValueError, match="starts with S"):
+        fake_slack.set_usergroup("U0ALICE001", [])
+    with pytest.raises(ValueError, match="serves no method"):
+        fake_slack.calls_to("usergroups.list")

@@ -11,14 +11,15 @@ channel's ID and chat.postMessage answers "channel": "C…". chat.update, conver
 files methods given a name answer channel_not_found. `fake.channel_id("#alerts")` is the made-up,
 stable ID of a name; `fake.channel_names[id]` its name.
 
-Web API methods served: auth.test, chat.postMessage, chat.postEphemeral, chat.update,
+Web API methods served: auth.test, chat.postMessage, chat.postEphemeral, chat.update, chat.getPermalink,
 conversations.info, conversations.list, conversations.history, conversations.replies, files.getUploadURLExternal,
-files.completeUploadExternal, apps.connections.open.
+files.completeUploadExternal, usergroups.users.list, apps.connections.open.
 
 What it records, for assertions:
     fake.calls                  every request as a `Call` (method, decoded params, headers, time, ok, error,
                                 status, fault: "outage" | "fail" | "lost_answer" when a test's arrangement
                                 answered it)
+    fake.calls_to(method)       the recorded calls of one method, whatever their outcome
     fake.messages(channel)      stored channel messages as `Message`, current content after chat.update,
                                 in posting order; `channel` may be an ID or a #name
     fake.ephemerals             chat.postEphemeral messages
@@ -32,6 +33,8 @@ What a test can arrange (either spelling of a channel works in the two sets):
     fake.not_in_channel.add("C1" or "#private")  -> not_in_channel on chat.postMessage / file share /
                                                     conversations.history|replies; is_member false
     fake.add_message("#ops", "hi", user="U0ALICE", ...)  a message someone else posted (-> `Message`)
+    fake.set_usergroup("S0ONCALL01", ["U0ALICE001"])  a Slack user group and its members, for
+                                                    usergroups.users.list (any other ID: no_such_subteam)
     fake.rate_limit("chat.postMessage", times=2, retry_after=1)
     fake.pace_per_channel(min_interval=1.0)  -> 429 for posts to one channel closer than min_interval
     fake.outage("hang" | "500" | "503" | "429", methods=None, retry_after=1) ... fake.recover()
@@ -104,12 +107,14 @@ BOT_METHODS = (
     "chat.postMessage",
     "chat.postEphemeral",
     "chat.update",
+    "chat.getPermalink",
     "conversations.info",
     "conversations.list",
     "conversations.history",
     "conversations.replies",
     "files.getUploadURLExternal",
     "files.completeUploadExternal",
+    "usergroups.users.list",
 )
 APP_METHODS = ("apps.connections.open",)
 
@@ -171,7 +176,8 @@ class Call:
         parts = [self.method, "ok" if self.ok else f"error={self.error}"]
         if self.fault:
             parts.append(f"[{self.fault}]")
-        for key in ("channel", "channel_id", "ts", "thread_ts", "user", "text", "filename", "file_id", "key"):
+        for key in ("channel", "channel_id", "ts", "message_ts", "thread_ts", "user", "usergroup", "text", "filename",
+                    "file_id", "key"):
             if key in self.params:
                 value = self.params[key]
                 if isinstance(value, str) and len(value) > 40:
@@ -481,12 +487,14 @@ class FakeSlack:
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
+            "chat.getPermalink": self._chat_get_permalink,
             "conversations.info": self._conversations_info,
             "conversations.list": self._conversations_list,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }
         self.reset()
@@ -508,6 +516,7 @@ class FakeSlack:
         self.unknown_channels: set[str] = set()
         self.not_in_channel: set[str] = set()
         self.channel_names: dict[str, str] = {}
+        self._usergroups: dict[str, list[str]] = {}  # user-group ID (S…) -> its members' user IDs
         self.response_url_max_uses = RESPONSE_URL_MAX_USES
         self._rate_limits: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._pacing: tuple[float, int] | None = None
@@ -672,6 +681,12 @@ class FakeSlack:
         self._messages[(channel, ts)] = message
         return message
 
+    def set_usergroup(self, group_id: str, users: Iterable[str]) -> None:
+        """A Slack user group (an ID like S0ONCALL01) and its members (user IDs), replacing any earlier ones."""
+        if not _ID.fullmatch(group_id) or not group_id.startswith("S"):
+            raise ValueError(f"a Slack user-group ID starts with S and is upper case, not {group_id!r}")
+        self._usergroups[group_id] = list(users)
+
     # --- reading records ------------------------------------------------------------------------------
 
     # --- incoming webhooks and the Events API ---------------------------------------------------
@@ -744,6 +759,11 @@ class FakeSlack:
         """Stored messages in posting order, of one channel (its ID or its #name) or of all."""
         channel_id = None if channel is None else self._to_id(channel)
         return [m for m in self._messages.values() if channel_id is None or m.channel == channel_id]
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The recorded calls of `method` (a Call.method name), whatever their outcome."""
+        self._known(method)
+        return [c for c in self.calls if c.method == method]
 
     @property
     def files(self) -> list[UploadedFile]:
@@ -1161,6 +1181,17 @@ class FakeSlack:
             "message": message.as_slack(),
         }
 
+    def _chat_get_permalink(self, params: Params) -> dict[str, Any]:
+        """A message's permalink (a thread reply's names its thread, as Slack's do); channel IDs only."""
+        channel = self._channel(params.get("channel"))
+        message = self._messages.get((channel, str(params.get("message_ts") or "")))
+        if message is None:
+            raise SlackError("message_not_found")
+        permalink = f"https://fake.slack.example/archives/{channel}/p{message.ts.replace('.', '')}"
+        if message.is_reply:
+            permalink += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": permalink}
+
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params.get("channel"))
         name = self.channel_names.get(channel, channel.lower())
@@ -1303,6 +1334,16 @@ class FakeSlack:
             upload.completed = True
         return {"files": [{"id": u.id, "name": u.filename, "title": u.title, "size": len(u.content or b"")}
                           for u, _ in uploads]}
+
+    def _usergroups_users_list(self, params: Params) -> dict[str, Any]:
+        """The user IDs in a user group (the bot needs usergroups:read)."""
+        group = params.get("usergroup")
+        if not group:
+            raise SlackError("invalid_arguments", messages=["[ERROR] missing required field: usergroup"])
+        users = self._usergroups.get(str(group))
+        if users is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(users)}
 
     def _apps_connections_open(self, params: Params) -> dict[str, Any]:
         return {"url": self.socket_url}

@@ -5,7 +5,8 @@ import yaml
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 SCOPES = {"chat:write", "commands", "channels:history", "groups:history", "files:write", "app_mentions:read",
-          "channels:read", "groups:read"}  # the last two: alerts.listen by channel name
+          "channels:read", "groups:read",  # these two: alerts.listen by channel name
+          "usergroups:read"}  # the policy's groups may name Slack user groups
 EVENTS = {"app_mention", "message.channels", "message.groups"}
 
 

@@ -81,6 +81,9 @@ UNKNOWN_KEYS = {
     "playbook_defaults": ({"namepsace": "shop"}, "playbook_defaults.namepsace", "namespace"),
     "alerts": ({"cooldown": 5}, "alerts.cooldown", "cooldown_minutes"),
     "delivery": ({"lease_second": 30}, "delivery.lease_second", "lease_seconds"),
+    "policy": ({"groups": {"a": ["U0ALICE001"]}, "actions": {"scale": {"request": ["a"], "approve": ["a"],
+                                                                        "max_replica": 3}}},
+               "policy.actions.scale.max_replica", "max_replicas"),
 }
 
 
@@ -108,6 +111,8 @@ WRONG_VALUES = {
     "alerts": ({"concurrency": 2.5}, "alerts.concurrency: must be a whole number of at least 1, not 2.5"),
     "delivery": ({"command_concurrency": 0},
                  "delivery.command_concurrency: must be a whole number of at least 1, not 0"),
+    "policy": ({"groups": {}, "actions": {}, "approval_minutes": 0},
+               "policy.approval_minutes: must be a number more than 0, not 0"),
 }
 
 
@@ -132,6 +137,8 @@ WRONG_SHAPES = {
               "edit_interval, post_interval, not 'x'",
     "delivery": "delivery: must be a mapping with the keys lease_seconds, poll_seconds, retry_initial_seconds, "
                 "retry_max_seconds, give_up_after_minutes, command_concurrency, slack_timeout_seconds, not 'x'",
+    "policy": "policy: must be a mapping with the keys groups, actions, approval_minutes, two_person, impersonate, "
+              "not 'x'",
 }
 
 
@@ -183,12 +190,14 @@ def test_absent_sections_are_the_defaults():
     assert sections.alerts == AlertSettings() and sections.alerts.cooldown == 600
     assert sections.alerts.channel_for("critical") == "#alerts-critical"
     assert sections.delivery == DeliveryConfig()
+    assert sections.policy is None  # no policy: every mutating command refused
     assert sections.playbooks.defaults["namespace"] == "claude-deployment-prod"
 
 
 def test_empty_sections_are_the_defaults_too():
     # `alerts:` with nothing under it is YAML null.
-    raw = yaml.safe_load("alerts:\ndelivery:\nslo:\naws:\nelasticsearch:\npresets:\nplaybooks:\nplaybook_defaults:\n")
+    raw = yaml.safe_load("alerts:\ndelivery:\nslo:\naws:\nelasticsearch:\npresets:\nplaybooks:\nplaybook_defaults:\n"
+                         "policy:\n")
     assert load_sections(Settings(sections=raw)) == Sections()
 
 
