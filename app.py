@@ -156,8 +156,11 @@ def build_approvals(runtime: "Runtime", mitigations: Mitigations, poster: "Poste
 
     settings, sections = runtime.settings, runtime.sections
     authorizer, backends = mitigations.authorizer, mitigations.backends
-    offers = Offers(runtime.store, sections.playbooks, sections.actions, backends.current_replicas,
-                    lambda: authorizer.max_replicas())
+    def max_replicas() -> int | None:
+        rule = authorizer.rule("scale")
+        return rule.max_replicas if rule is not None else None
+
+    offers = Offers(runtime.store, sections.playbooks, sections.actions, backends.current_replicas, max_replicas)
     breaker = sections.actions.breaker
     return Approvals(store=runtime.store, worker=worker, poster=poster, table=runtime.table, authorizer=authorizer,
                      backends=backends, prefix=settings.command, default_namespace=settings.default_namespace,

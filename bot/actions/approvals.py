@@ -49,6 +49,7 @@ from bot.actions.request import (
     REFUSED,
     REQUEST_TTL,
     ActionRequest,
+    RequestChange,
     change_request,
     create_request,
     load_request,
@@ -58,6 +59,8 @@ from bot.errors import PermanentError, TemporaryError, UsageError
 from bot.slack.mrkdwn import safe
 from bot.slack.once import StoreLedger, post_once
 from bot.slack.poster import Poster
+from bot.slack.render import Message
+from bot.state.clock import Clock
 from bot.state import keys
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
@@ -99,7 +102,7 @@ class Approvals:
         worker.handle(keys.KIND_ACTION_EXPIRE, self._expire)
 
     @property
-    def clock(self):  # type: ignore[no-untyped-def] - the store's Clock
+    def clock(self) -> Clock:
         return self.store.clock
 
     # ------------------------------------------------------------------ accepting (handlers call these)
@@ -179,6 +182,12 @@ class Approvals:
         now = self.clock.now()
         try:
             spec, revert_of, origin = await self._spec(request_id, payload, origin, now)
+        except OperationError as e:
+            if e.temporary:
+                raise TemporaryError(e.message) from None
+            await self._tell(origin.channel, origin.user_id, f":x: Nothing requested: {safe(e.message)}",
+                             origin.response_url)
+            return None
         except UsageError as e:
             await self._tell(origin.channel, origin.user_id, f":x: {safe(e.message)}", origin.response_url)
             return None
@@ -425,7 +434,7 @@ class Approvals:
             EXECUTING, status=DONE, outcome=outcome.to_json(), elapsed=elapsed, finished_at=self.clock.now()),
             changes=[dataclasses.asdict(c) for c in outcome.changes])
 
-    async def _finish(self, request: ActionRequest, event: str, change: Any,
+    async def _finish(self, request: ActionRequest, event: str, change: RequestChange,
                       changes: list[dict[str, Any]] | None = None) -> ActionRequest:
         stored, won = await change_request(self.store, request.id, change)
         assert stored is not None
@@ -458,7 +467,7 @@ class Approvals:
 
     # ------------------------------------------------------------------ Slack
 
-    def _message(self, request: ActionRequest):  # type: ignore[no-untyped-def] - a render.Message
+    def _message(self, request: ActionRequest) -> Message:
         return approval_message(request, self.authorizer.approvers(request.action),
                                 self.authorizer.two_person(request.action))
 
@@ -489,10 +498,10 @@ class Approvals:
             raise TemporaryError(f"response_url answered HTTP {answer.status_code}")
 
 
-def _when(status: str, **changes: Any):  # type: ignore[no-untyped-def] - a request.Change
-    """A change that applies only while the request is in `status`."""
+def _when(only_in: str, **changes: Any) -> RequestChange:
+    """A change that applies only while the request is in the status `only_in`."""
     def change(current: ActionRequest) -> ActionRequest | None:
-        return dataclasses.replace(current, **changes) if current.status == status else None
+        return dataclasses.replace(current, **changes) if current.status == only_in else None
 
     return change
 

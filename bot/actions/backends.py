@@ -8,7 +8,11 @@ naming the variable to set.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timezone
+
+import aiohttp
 
 from bot.clients import BACKEND_SETTINGS, Clients
 from bot.settings import Settings, safe_url
@@ -17,7 +21,8 @@ from operations.model import Outcome, OperationError, Preview, Silence, Spec, Un
 
 
 class Backends:
-    def __init__(self, settings: Settings, clients: Clients, *, impersonate: bool, now=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings, clients: Clients, *, impersonate: bool,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.settings, self.clients, self.impersonate = settings, clients, impersonate
         self._now = now or (lambda: datetime.now(timezone.utc))
 
@@ -53,6 +58,25 @@ class Backends:
         await self.clients.kubernetes_ready()
         return await kubernetes.apply(self.clients.kubernetes, spec, preview, timeout=self.timeout,
                                       impersonate=self._as(impersonate))
+
+    async def current_replicas(self, namespace: str, deployment: str) -> int:
+        """The Deployment's replicas now (its scale subresource): what "Scale up" adds to."""
+        self._ready("kubernetes")
+        await self.clients.kubernetes_ready()
+        from kubernetes.aio.client import ApiException, AppsV1Api
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                scale = await AppsV1Api(self.clients.kubernetes).read_namespaced_deployment_scale(deployment, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                raise OperationError(f"Deployment {namespace}/{deployment} not found") from None
+            raise OperationError(f"Kubernetes: HTTP {e.status} reading Deployment {namespace}/{deployment}",
+                                 temporary=e.status is None or e.status >= 500 or e.status == 429) from None
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise OperationError(f"Kubernetes: cannot read Deployment {namespace}/{deployment} "
+                                 f"({type(e).__name__})", temporary=True) from None
+        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
     def revert(self, spec: Spec, preview: Preview, outcome: Outcome) -> Spec | None:
         if isinstance(spec, (Silence, Unsilence)):

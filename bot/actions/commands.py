@@ -10,6 +10,7 @@ requester and the time, and stored with the request: nothing a click carries cha
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -24,7 +25,7 @@ DEPLOYMENT = Arg("deployment", "Deployment name", convert=k8s_name)
 MAX_REPLICAS = 1000  # a hard ceiling for the argument; the policy's max_replicas is usually far lower
 
 
-def _quantity(kind: str):  # type: ignore[no-untyped-def] - returns an Arg converter
+def _quantity(kind: str) -> Callable[[str, str], str]:
     def convert(value: str, what: str) -> str:
         try:
             amount = parse_quantity(value)

@@ -131,10 +131,10 @@ async def create_request(store: Store, request: ActionRequest) -> ActionRequest:
     return existing
 
 
-Change = Callable[[ActionRequest], ActionRequest | None]
+RequestChange = Callable[[ActionRequest], ActionRequest | None]
 
 
-async def change_request(store: Store, request_id: str, change: Change) -> tuple[ActionRequest | None, bool]:
+async def change_request(store: Store, request_id: str, change: RequestChange) -> tuple[ActionRequest | None, bool]:
     """Apply `change` to the stored request by compare-and-set, reading again after a conflict.
 
     `change` returns the new request, or None to leave it as it is (e.g. no longer pending).
