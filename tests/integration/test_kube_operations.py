@@ -9,18 +9,9 @@ from typing import Any
 import kmock as kmock_lib
 import pytest
 
+from operations import model
 from operations.kubernetes import apply, preview, revert
-from operations.model import (
-    Breaker,
-    Change,
-    ChangedSincePreview,
-    Limits,
-    OperationError,
-    Outcome,
-    Preview,
-    Restart,
-    Scale,
-)
+from operations.model import Breaker, Change, ChangedSincePreview, Limits, OperationError, Outcome, Restart, Scale
 from tests.plugins.kube import KubeCluster, container
 
 pytestmark = pytest.mark.integration
@@ -330,8 +321,8 @@ async def test_the_breaker_key_and_even_data_may_be_absent(kube, kube_api):
 # ------------------------------------------------------------------------ revert, impersonation, failures
 
 
-def previewed(**observed: Any) -> Preview:
-    return Preview(target="Deployment prod/checkout", changes=(), observed=observed)
+def previewed(**observed: Any) -> model.Preview:
+    return model.Preview(target="Deployment prod/checkout", changes=(), observed=observed)
 
 
 def test_revert_specs_put_back_what_the_preview_read():
