@@ -3,8 +3,8 @@
 * `make_api_client`: an ApiClient from a kubeconfig or the in-cluster service account;
   any configuration it cannot use is a `KubernetesConfigError` with one readable line.
 * `call_api`: runs a diagnostic's API calls under one timeout and turns API errors,
-  connection failures, timeouts and unmodelled responses into `Result.error` with the
-  standard wording (`api_error_message`, `connection_reason`).
+  connection failures, timeouts and unmodelled responses (CALL_FAILURES) into `Result.error`
+  with the standard wording (`failure_message`, which operations/ shares).
 
 Nothing here runs at import: no client is built and no environment is read until
 `make_api_client` is called.
@@ -167,6 +167,10 @@ def _os_reason(e: Exception) -> str:
 
 T = TypeVar("T")
 
+# What a call to the API can fail with, besides what the caller raises itself: the API's answer,
+# the timeout, the connection, a response the typed client cannot model.
+CALL_FAILURES = (ApiException, TimeoutError, aiohttp.ClientError, pydantic.ValidationError)
+
 
 async def call_api(
     api: ApiClient, title: str, fetch: Callable[[], Awaitable[T]], *, timeout: float
@@ -182,17 +186,22 @@ async def call_api(
         # `_request_timeout` bounds each call; the outer timeout bounds them together.
         async with asyncio.timeout(timeout):
             return await fetch()
-    except ApiException as e:
-        return Result.error(title, api_error_message(e, server))
-    except TimeoutError:
-        return Result.error(title, f"Kubernetes: timed out after {timeout:g} s at {server}")
-    except aiohttp.ClientConnectionError as e:
-        return Result.error(title, f"Kubernetes: cannot connect to {server}: {connection_reason(e)}")
-    except aiohttp.ClientError as e:
-        return Result.error(title, f"Kubernetes: request to {server} failed: {connection_reason(e)}")
-    except pydantic.ValidationError as e:
-        # The typed client rejects a response it cannot model; say so rather than crash.
-        return Result.error(title, f"Kubernetes: unexpected response from {server}: {one_line(str(e))}")
+    except CALL_FAILURES as e:
+        return Result.error(title, failure_message(e, server, timeout))
+
+
+def failure_message(e: BaseException, server: str, timeout: float) -> str:
+    """One line naming Kubernetes and the API host for any of CALL_FAILURES (never a credential)."""
+    if isinstance(e, ApiException):
+        return api_error_message(e, server)
+    if isinstance(e, TimeoutError):
+        return f"Kubernetes: timed out after {timeout:g} s at {server}"
+    if isinstance(e, aiohttp.ClientConnectionError):
+        return f"Kubernetes: cannot connect to {server}: {connection_reason(e)}"
+    if isinstance(e, aiohttp.ClientError):
+        return f"Kubernetes: request to {server} failed: {connection_reason(e)}"
+    # The typed client rejects a response it cannot model; say so rather than crash.
+    return f"Kubernetes: unexpected response from {server}: {one_line(str(e))}"
 
 
 def api_error_message(e: ApiException, server: str) -> str:

@@ -3,13 +3,19 @@
 * `kube` — a running kmock with a kubeconfig file pointing at it (`KubeCluster`):
   seed namespaces, deployments and pods, then talk to it with the real client.
 * `kube_api` — a `kubernetes.aio` ApiClient built by `make_api_client(kube.kubeconfig_path)`.
+* API-server write semantics kmock lacks (tests/plugins/kube_writes.py): `dryRun=All` persists
+  nothing, writes bump resourceVersion (seeded objects get one too) and a Deployment's generation,
+  a stale resourceVersion is a 409, PATCH bodies by Content-Type (JSON Patch, merge, strategic
+  merge), the `deployments/{name}/scale` subresource; every write recorded in `kube.writes`
+  (persisted) or `kube.dry_runs`, with its headers (`Write.impersonate`).
 * pod builders (`running_ready`, `crashloop`, `oom_killed`, `image_pull_backoff`,
   `pending_unschedulable`, `running_not_ready`) — plain dicts shaped like the API's.
 * `seed_checkout_prod(kube)` — the standard scene: `prod/checkout` with one ready, one
   crashlooping and one OOMKilled pod, and another app's pod in the same namespace.
 * more of the cluster for the other diagnostics: `seed_event`, `seed_node` (with the
   `node` builder), `seed_configmap`, `seed_replicaset` (seed_deployment seeds the current
-  one), `set_log` (what `pods/<name>/log` answers), `seed_pod_metrics` (metrics.k8s.io).
+  one), `set_log` (what `pods/<name>/log` answers), `seed_pod_metrics` (metrics.k8s.io),
+  `seed_hpa` (autoscaling/v2); `seed_deployment(paused=…, containers=[container(…), …])`.
 
 kmock quirks these fixtures absorb (kmock 0.8):
 
@@ -43,9 +49,10 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import itertools
 import re
 import socket
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,6 +63,7 @@ import pytest
 import yaml
 
 from diagnostics.kubernetes import make_api_client
+from tests.plugins.kube_writes import ApiServerEmulator, Write, write_reactions
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=timezone.utc)
 DEFAULT_IMAGE = "registry.example.com/shop/checkout:1.4.2"
@@ -71,6 +79,7 @@ RESOURCES = [
     ("apps/v1/replicasets", "ReplicaSet", True),
     ("v1/nodes", "Node", False),
     ("v1/configmaps", "ConfigMap", True),
+    ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True),
     # No v1/secrets on purpose: nothing in the bot may read them, so any request for one
     # is a 404 and stays visible in kmock.requests.
 ]
@@ -125,6 +134,19 @@ def _container_spec(image: str, memory_limit: str, readiness_probe: bool) -> dic
             "timeoutSeconds": 1,
         }
     return spec
+
+
+def container(name: str, *, image: str = DEFAULT_IMAGE, requests: Mapping[str, str] | None = None,
+              limits: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A pod template's container for `seed_deployment(containers=…)`; `resources` holds only
+    what is given (no `limits` key at all when `limits` is None)."""
+    resources: dict[str, Any] = {}
+    if requests is not None:
+        resources["requests"] = dict(requests)
+    if limits is not None:
+        resources["limits"] = dict(limits)
+    return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "resources": resources,
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
 
 
 def _conditions(
@@ -355,20 +377,33 @@ class KubeCluster:
     pods: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name), for the log handler
     # (namespace, pod, previous?) -> the container's log as (when, text) lines
     logs: dict[tuple[str, str, bool], list[tuple[datetime, str]]] = field(default_factory=dict)
+    # Every write the emulated API server persisted, and every dry run it answered (kube_writes).
+    writes: list[Write] = field(default_factory=list)
+    dry_runs: list[Write] = field(default_factory=list)
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1001))
+
+    def next_resource_version(self) -> str:
+        """A cluster-wide resourceVersion, as etcd's revision: "1001", "1002", …"""
+        return str(next(self._versions))
+
+    def _store(self, resource: str, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["resourceVersion"] = self.next_resource_version()
+        self.kmock.objects[resource, namespace, obj["metadata"]["name"]] = obj
+        return obj
 
     def seed_namespace(self, name: str) -> None:
         self.namespaces.add(name)
-        self.kmock.objects["v1/namespaces", None, name] = {
+        self._store("v1/namespaces", None, {
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
-        }
+        })
 
     def seed_pod(self, namespace: str, pod: Pod) -> Pod:
         self.seed_namespace(namespace)
         pod = copy.deepcopy(pod)
         pod["metadata"]["namespace"] = namespace
-        self.kmock.objects["v1/pods", namespace, pod["metadata"]["name"]] = pod
+        self._store("v1/pods", namespace, pod)
         self.pods.add((namespace, pod["metadata"]["name"]))
         return pod
 
@@ -383,11 +418,14 @@ class KubeCluster:
         pods: Iterable[Pod] = (),
         image: str = DEFAULT_IMAGE,
         rolled_out: timedelta = timedelta(days=1),
+        paused: bool = False,
+        containers: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A deployment, its current ReplicaSet (revision 3, created `rolled_out` ago), its pods
         adopted (names, labels, owner) and, unless given, its status.
 
-        `replicas` defaults to the number of pods; `labels` to {"app": name}.
+        `replicas` defaults to the number of pods; `labels` to {"app": name}; `containers` (the
+        pod template's, see `container`) to one container `app` running `image`.
         """
         pods = [copy.deepcopy(p) for p in pods]
         replicas = len(pods) if replicas is None else replicas
@@ -409,7 +447,9 @@ class KubeCluster:
             )
             self.seed_pod(namespace, pod)
 
-        deployment = {
+        template_containers = ([copy.deepcopy(dict(c)) for c in containers] if containers is not None
+                               else [_container_spec(image, "512Mi", readiness_probe=True)])
+        deployment: dict[str, Any] = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {
@@ -424,12 +464,13 @@ class KubeCluster:
                              "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {"containers": [_container_spec(image, "512Mi", readiness_probe=True)]},
+                    "spec": {"containers": template_containers},
                 },
+                **({"paused": True} if paused else {}),
             },
             "status": dict(status) if status is not None else _derived_status(replicas, pods),
         }
-        self.kmock.objects["apps/v1/deployments", namespace, name] = deployment
+        self._store("apps/v1/deployments", namespace, deployment)
         self.seed_replicaset(deployment, template_hash, revision=3, created=rolled_out, replicas=replicas,
                              ready=sum(1 for p in pods if is_ready(p)), image=image)
         return deployment
@@ -440,7 +481,7 @@ class KubeCluster:
         meta = deployment["metadata"]
         name, namespace = f"{meta['name']}-{template_hash}", meta["namespace"]
         labels = {**deployment["spec"]["selector"]["matchLabels"], "pod-template-hash": template_hash}
-        self.kmock.objects["apps/v1/replicasets", namespace, name] = {
+        self._store("apps/v1/replicasets", namespace, {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {
                 "name": name, "namespace": namespace, "labels": labels, "creationTimestamp": ts(created),
@@ -455,7 +496,7 @@ class KubeCluster:
                              "spec": {"containers": [_container_spec(image, "512Mi", readiness_probe=True)]}},
             },
             "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready},
-        }
+        })
         return name
 
     def seed_event(
@@ -479,23 +520,45 @@ class KubeCluster:
             "source": {"component": "kubelet" if kind == "Pod" else "deployment-controller"},
             "reportingComponent": "", "reportingInstance": "",
         }
-        self.kmock.objects["v1/events", namespace, name] = event
-        return event
+        return self._store("v1/events", namespace, event)
 
     def seed_node(self, node_object: Mapping[str, Any]) -> None:
-        name = node_object["metadata"]["name"]
-        self.kmock.objects["v1/nodes", None, name] = copy.deepcopy(dict(node_object))
+        self._store("v1/nodes", None, copy.deepcopy(dict(node_object)))
 
-    def seed_configmap(self, namespace: str, name: str, data: Mapping[str, str],
-                       binary_data: Mapping[str, bytes] | None = None) -> None:
+    def seed_configmap(self, namespace: str, name: str, data: Mapping[str, str] | None,
+                       binary_data: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+        """`data` None: a ConfigMap with no `data` at all (as `kubectl create configmap x` makes)."""
         self.seed_namespace(namespace)
         configmap: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "ConfigMap", "data": dict(data),
-            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": ts(timedelta(days=3))},
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": ts(timedelta(days=3)),
+                         "uid": _uid(namespace, "configmap", name)},
         }
+        if data is not None:
+            configmap["data"] = dict(data)
         if binary_data:
             configmap["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary_data.items()}
-        self.kmock.objects["v1/configmaps", namespace, name] = configmap
+        return self._store("v1/configmaps", namespace, configmap)
+
+    def seed_hpa(self, namespace: str, name: str, deployment: str, *, min_replicas: int | None = 2,
+                 max_replicas: int = 10, cpu_utilization: int = 70) -> dict[str, Any]:
+        """An autoscaling/v2 HorizontalPodAutoscaler scaling Deployment `deployment` on CPU."""
+        self.seed_namespace(namespace)
+        spec: dict[str, Any] = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_utilization}}}],
+        }
+        if min_replicas is not None:
+            spec["minReplicas"] = min_replicas
+        return self._store("autoscaling/v2/horizontalpodautoscalers", namespace, {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": ts(timedelta(days=10)),
+                         "uid": _uid(namespace, "hpa", name)},
+            "spec": spec,
+            "status": {"currentReplicas": min_replicas or 1, "desiredReplicas": min_replicas or 1},
+        })
 
     def set_log(self, namespace: str, pod: str, lines: LogLines, *, previous: bool = False) -> None:
         """What `GET …/pods/<pod>/log` answers (`previous=True`: the last terminated container's log).
@@ -510,13 +573,13 @@ class KubeCluster:
         """metrics-server's PodMetrics: container -> (cpu, memory) usage, e.g. {"app": ("412m", "498Mi")}.
         The first call makes metrics.k8s.io served at all."""
         self.kmock.resources[METRICS_RESOURCE] = kmock_lib.ResourceInfo(kind="PodMetrics", namespaced=True)
-        self.kmock.objects[METRICS_RESOURCE, namespace, pod] = {
+        self._store(METRICS_RESOURCE, namespace, {
             "kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
             "metadata": {"name": pod, "namespace": namespace, "creationTimestamp": ts(timedelta(0))},
             "timestamp": ts(timedelta(seconds=30)), "window": "30s",
             "containers": [{"name": c, "usage": {"cpu": cpu, "memory": memory}}
                            for c, (cpu, memory) in usage.items()],
-        }
+        })
 
 
 def _derived_status(replicas: int, pods: list[Pod]) -> dict[str, Any]:
@@ -622,8 +685,14 @@ def _serve_log(kube: KubeCluster) -> Any:
 
 
 @pytest.fixture
-async def kube(kmock: kmock_lib.KubernetesEmulator, tmp_path: Path) -> AsyncIterator[KubeCluster]:
-    """kmock's own pytest fixture (works with pytest-asyncio's function-scoped loop) + a kubeconfig."""
+async def kube(tmp_path: Path) -> AsyncIterator[KubeCluster]:
+    """kmock's emulator with the API server's write semantics (kube_writes.ApiServerEmulator),
+    served over HTTP as kmock's own `kmock` fixture serves it, + a kubeconfig."""
+    async with ApiServerEmulator() as kmock, kmock_lib.Server(kmock):
+        yield await _cluster(kmock, tmp_path)
+
+
+async def _cluster(kmock: ApiServerEmulator, tmp_path: Path) -> KubeCluster:
     url = str(kmock.url).rstrip("/")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
     cluster = KubeCluster(kmock=kmock, url=url, kubeconfig_path=str(kubeconfig))
@@ -637,7 +706,10 @@ async def kube(kmock: kmock_lib.KubernetesEmulator, tmp_path: Path) -> AsyncIter
     # The official client asks for `/version/`; a real API server answers it like `/version`,
     # kmock only the latter.
     (kmock ** -1)["get", re.compile(r"^/version/$")] << kmock._serve_server_version
-    yield cluster
+    # dryRun, resourceVersion, patch types and the scale subresource (kube_writes).
+    for method, path, reaction in write_reactions(cluster):
+        (kmock ** -1)[method, path] << reaction
+    return cluster
 
 
 @pytest.fixture

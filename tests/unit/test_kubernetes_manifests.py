@@ -43,3 +43,27 @@ def test_the_sqlite_state_lives_on_a_claim_that_outlives_the_pod_and_one_pod_hol
     claims = {d["metadata"]["name"] for d in documents() if d.get("kind") == "PersistentVolumeClaim"}
     assert volume["persistentVolumeClaim"]["claimName"] in claims  # not an emptyDir: accepted work survives
     assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+
+
+def test_the_mitigations_role_grants_exactly_the_requests_the_operations_make_in_a_target_namespace():
+    operations = DIR / "operations"
+    kustomization = yaml.safe_load((operations / "kustomization.yaml").read_text())
+    docs = [d for d in yaml.safe_load_all((operations / "rbac.yaml").read_text()) if d]
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+
+    grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+              for resource in rule["resources"] for verb in rule["verbs"]}
+    assert grants == {
+        ("apps", "deployments", "get"), ("apps", "deployments", "patch"),
+        ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "list"),
+        ("", "configmaps", "get"), ("", "configmaps", "patch"),
+    }
+    assert kustomization["resources"] == ["rbac.yaml"] and "namespace" not in kustomization
+    bot_namespace = yaml.safe_load((DIR / "kustomization.yaml").read_text())["namespace"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] != bot_namespace
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops-bot", "namespace": bot_namespace}]
+    assert not [d for d in docs if d["kind"].startswith("Cluster")]  # impersonation stays commented out
