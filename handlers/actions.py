@@ -34,7 +34,8 @@ def register(app: AsyncApp, runtime: Runtime, approvals: Approvals) -> None:
         await _record(runtime, ack, action, approvals.accept_offer(body, action))
 
 
-async def _record(runtime: Runtime, ack: AsyncAck, action: dict[str, Any], recording: Coroutine[Any, Any, bool]) -> None:
+async def _record(runtime: Runtime, ack: AsyncAck, action: dict[str, Any],
+                  recording: Coroutine[Any, Any, bool]) -> None:
     if runtime.draining:
         # Not acknowledged: Slack tells the clicker it failed, and they click again shortly.
         recording.close()  # never awaited

@@ -60,8 +60,8 @@ from bot.slack.mrkdwn import safe
 from bot.slack.once import StoreLedger, post_once
 from bot.slack.poster import Poster
 from bot.slack.render import Message
-from bot.state.clock import Clock
 from bot.state import keys
+from bot.state.clock import Clock
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
 from operations.model import ChangedSincePreview, OperationError, Spec

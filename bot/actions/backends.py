@@ -17,7 +17,7 @@ import aiohttp
 from bot.clients import BACKEND_SETTINGS, Clients
 from bot.settings import Settings, safe_url
 from operations import kubernetes, silences
-from operations.model import Outcome, OperationError, Preview, Silence, Spec, Unsilence
+from operations.model import OperationError, Outcome, Preview, Silence, Spec, Unsilence
 
 
 class Backends:

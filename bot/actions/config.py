@@ -37,7 +37,7 @@ def _quantity_or_empty(value: str, what: str) -> str:
         if parse_quantity(value) <= 0:
             raise ValueError("must be more than 0")
     except ValueError as e:
-        raise UsageError(f"`{value}` is not a quantity: {e}") from None
+        raise UsageError(str(e)) from None
     return value
 
 

@@ -9,6 +9,7 @@ disagree about what exists or how it is called. Arguments follow kubectl's habit
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ def _parse_args(command: Command, words: list[str], default_namespace: str) -> A
     return _convert(command, _read_words(command, words), default_namespace)
 
 
+# A negative number is a value (`scale checkout -1` is a bad replica count, not an unknown option).
+_NUMBER = re.compile(r"^-\d+(\.\d+)?$")
+
+
 def _read_words(command: Command, words: list[str]) -> dict[str, str]:
     """The words as {argument name: its text}: options by their flags, the rest by position."""
     usage = command.usage
@@ -78,7 +83,7 @@ def _read_words(command: Command, words: list[str]) -> dict[str, str]:
             if arg.name in raw:
                 raise UsageError(f"`{flag}` given twice.", usage)
             raw[arg.name], i = _option_value(arg, flag, inline, words, i, usage)
-        elif word.startswith("-") and len(word) > 1 and not (rest_arg and command.raw):
+        elif word.startswith("-") and len(word) > 1 and not (rest_arg and command.raw) and not _NUMBER.match(word):
             known = ", ".join(options) or "none"
             raise UsageError(f"`{command.name}` has no option `{flag}` (options: {known}).", usage)
         # A positional word; in a raw command anything that isn't a known option is part

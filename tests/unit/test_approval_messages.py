@@ -24,7 +24,8 @@ def request(status: str = PENDING, **changes) -> ActionRequest:
                              requester="U0ALICE001", requester_name="alice", channel="C0OPS", thread_ts="", now=1e9)
     preview = Preview(target="Deployment prod/checkout", changes=(Change("replicas", "3", "8"),),
                       warnings=("HorizontalPodAutoscaler checkout <manages> this Deployment",))
-    return dataclasses.replace(base, status=status, preview=preview.to_json(), expires_at=1e9 + 600, **changes)
+    return dataclasses.replace(base, **{"status": status, "preview": preview.to_json(), "expires_at": 1e9 + 600,
+                                        **changes})
 
 
 def elements(message) -> list[dict]:

@@ -84,6 +84,7 @@ UNKNOWN_KEYS = {
     "policy": ({"groups": {"a": ["U0ALICE001"]}, "actions": {"scale": {"request": ["a"], "approve": ["a"],
                                                                         "max_replica": 3}}},
                "policy.actions.scale.max_replica", "max_replicas"),
+    "actions": ({"breaker": {"config_map": "x"}}, "actions.breaker.config_map", "configmap"),
 }
 
 
@@ -113,6 +114,9 @@ WRONG_VALUES = {
                  "delivery.command_concurrency: must be a whole number of at least 1, not 0"),
     "policy": ({"groups": {}, "actions": {}, "approval_minutes": 0},
                "policy.approval_minutes: must be a number more than 0, not 0"),
+    "actions": ({"raise_limits": {"memory": "lots"}},
+                "actions.raise_limits.memory: 'lots' is not a Kubernetes quantity (a number with an optional "
+                "suffix: Ki Mi Gi Ti Pi Ei, m k M G T P E, or an exponent like 1e3)"),
 }
 
 
@@ -139,6 +143,7 @@ WRONG_SHAPES = {
                 "retry_max_seconds, give_up_after_minutes, command_concurrency, slack_timeout_seconds, not 'x'",
     "policy": "policy: must be a mapping with the keys groups, actions, approval_minutes, two_person, impersonate, "
               "not 'x'",
+    "actions": "actions: must be a mapping with the keys breaker, raise_limits, not 'x'",
 }
 
 
