@@ -64,11 +64,13 @@ from bot.state import keys
 from bot.state.clock import Clock
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
+from diagnostics.durations import spoken_duration
 from operations.model import ChangedSincePreview, OperationError, Spec
 
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TIMEOUT = 10
+EXECUTE_WITHIN_SECONDS = 300.0
 BUTTONS = {APPROVE: "approve", CANCEL: "cancel", REVERT: "revert"}
 
 
@@ -81,6 +83,20 @@ class Origin:
     channel: str
     thread_ts: str = ""
     response_url: str = ""
+    team: str = ""  # the Slack team (workspace) of the person; in a shared channel, maybe another
+
+    @classmethod
+    def of_click(cls, body: dict[str, Any]) -> Origin | None:
+        """The person who clicked and where; None when the payload names nobody."""
+        user = body.get("user") or {}
+        if not isinstance(user, dict) or not user.get("id"):
+            return None
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        return cls(user_id=str(user["id"]), user_name=str(user.get("username") or user.get("name") or ""),
+                   channel=str(channel), thread_ts=str(container.get("thread_ts") or ""),
+                   response_url=str(body.get("response_url", "")),
+                   team=str(user.get("team_id") or (body.get("team") or {}).get("id") or ""))
 
 
 # An offer in an alert's thread -> (the change, the channel, the thread's ts): bot.alerting.offers.
@@ -96,6 +112,9 @@ class Approvals:
         self.authorizer, self.backends, self.audit = authorizer, backends, Audit(store)
         self.prefix, self.default_namespace, self.breaker = prefix, default_namespace, breaker
         self.offers = offers
+        # An approved change whose backend stays unreachable is given up after this long rather
+        # than applied by surprise hours later: an approval is for now.
+        self.execute_within = max(authorizer.approval_seconds, EXECUTE_WITHIN_SECONDS)
         worker.handle(keys.KIND_ACTION_REQUEST, self._make_request)
         worker.handle(keys.KIND_ACTION_CLICK, self._click)
         worker.handle(keys.KIND_ACTION_EXECUTE, self._execute)
@@ -119,42 +138,32 @@ class Approvals:
                    **dataclasses.asdict(Origin(user_id=str(body.get("user_id", "")),
                                                user_name=str(body.get("user_name", "")),
                                                channel=str(body.get("channel_id", "")),
-                                               response_url=str(body.get("response_url", ""))))}
+                                               response_url=str(body.get("response_url", "")),
+                                               team=str(body.get("team_id", ""))))}
         await self._submit(keys.make_request("command:" + origin_id), keys.KIND_ACTION_REQUEST, payload)
 
     async def accept_click(self, body: dict[str, Any], action: dict[str, Any]) -> bool:
         """Record a button click as a job; False when it is not one of ours (nothing recorded)."""
         button = BUTTONS.get(str(action.get("action_id", "")))
         request_id = str(action.get("value", ""))
-        user = body.get("user") or {}
-        if button is None or not request_id.isalnum() or len(request_id) > 40 or not user.get("id"):
+        clicker = Origin.of_click(body)
+        if button is None or not request_id.isalnum() or len(request_id) > 40 or clicker is None:
             return False
-        container = body.get("container") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-        payload = {"request": request_id, "button": button, "user_id": str(user.get("id")),
-                   "user_name": str(user.get("username") or user.get("name") or ""), "channel": str(channel),
-                   "message_ts": str(container.get("message_ts", "")),
-                   "response_url": str(body.get("response_url", ""))}
+        payload = {"request": request_id, "button": button, **dataclasses.asdict(clicker)}
         action_ts = str(action.get("action_ts", "")) or str(self.clock.now())
-        await self._submit(keys.click(request_id, str(user.get("id")), action_ts), keys.KIND_ACTION_CLICK, payload)
+        await self._submit(keys.click(request_id, clicker.user_id, action_ts), keys.KIND_ACTION_CLICK, payload)
         return True
 
     async def accept_offer(self, body: dict[str, Any], action: dict[str, Any]) -> bool:
         """Record a click on a mitigation offered in an alert's thread; False if it is not one."""
         offer = self.offers[0](action) if self.offers is not None else None
-        user = body.get("user") or {}
-        if offer is None or not user.get("id"):
+        clicker = Origin.of_click(body)
+        if offer is None or clicker is None:
             return False
         name, thread_key, seconds = offer
-        container = body.get("container") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-        payload = {"offer": name, "thread": thread_key, "seconds": seconds,
-                   **dataclasses.asdict(Origin(user_id=str(user.get("id")),
-                                               user_name=str(user.get("username") or user.get("name") or ""),
-                                               channel=str(channel), thread_ts=str(container.get("thread_ts") or ""),
-                                               response_url=str(body.get("response_url", ""))))}
+        payload = {"offer": name, "thread": thread_key, "seconds": seconds, **dataclasses.asdict(clicker)}
         action_ts = str(action.get("action_ts", "")) or str(self.clock.now())
-        await self._submit(keys.make_request(f"offer:{user.get('id')}:{action_ts}"), keys.KIND_ACTION_REQUEST,
+        await self._submit(keys.make_request(f"offer:{clicker.user_id}:{action_ts}"), keys.KIND_ACTION_REQUEST,
                            payload)
         return True
 
@@ -194,7 +203,7 @@ class Approvals:
         namespace = str(getattr(spec, "namespace", "") or "")
         request = ActionRequest.new(request_id, spec, namespace=namespace, requester=origin.user_id,
                                     requester_name=origin.user_name, channel=origin.channel,
-                                    thread_ts=origin.thread_ts, now=now, revert_of=revert_of)
+                                    thread_ts=origin.thread_ts, now=now, revert_of=revert_of, team=origin.team)
         refusal = await self._request_refusal(request, spec)
         if refusal:
             request = dataclasses.replace(request, status=REFUSED, error=refusal)
@@ -310,6 +319,9 @@ class Approvals:
             await self._tell(click["channel"], click["user_id"], ":grey_question: This request is no longer known "
                              "(requests are kept 7 days); nothing changed.", click["response_url"])
             return
+        if request.team and click.get("team") and click["team"] != request.team:
+            await self._refuse(request, click, "only people of the workspace the request was made in may act on it")
+            return
         handler = {"approve": self._approve, "cancel": self._cancel, "revert": self._revert}[str(click["button"])]
         await handler(job, request, click)
 
@@ -394,7 +406,8 @@ class Approvals:
         payload = {"revert_of": request.id, "again": again,
                    **dataclasses.asdict(Origin(user_id=str(click["user_id"]), user_name=str(click["user_name"]),
                                                channel=request.channel, thread_ts=request.thread_ts,
-                                               response_url=str(click["response_url"])))}
+                                               response_url=str(click["response_url"]),
+                                               team=str(click.get("team", ""))))}
         await self._submit(origin_id, keys.KIND_ACTION_REQUEST, payload)
 
     async def _refuse(self, request: ActionRequest, click: dict[str, Any], reason: str) -> None:
@@ -426,9 +439,13 @@ class Approvals:
         except ChangedSincePreview as e:
             return await self._finish(request, "changed", _when(EXECUTING, status=CHANGED, error=e.message))
         except OperationError as e:
-            if e.temporary:
+            trying = self.clock.now() - request.approved_at
+            if e.temporary and trying < self.execute_within:
                 raise TemporaryError(e.message) from None
-            return await self._finish(request, "failed", _when(EXECUTING, status=FAILED, error=e.message))
+            error = e.message if not e.temporary else (
+                f"{e.message}; gave up after trying for {spoken_duration(trying)}: check the object before "
+                "asking again")
+            return await self._finish(request, "failed", _when(EXECUTING, status=FAILED, error=error))
         elapsed = time.monotonic() - started
         return await self._finish(request, "executed", _when(
             EXECUTING, status=DONE, outcome=outcome.to_json(), elapsed=elapsed, finished_at=self.clock.now()),

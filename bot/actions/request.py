@@ -25,6 +25,8 @@ Fields
     message       the approval message's PostRecord (bot.slack.once): posted once, then edited in place
     permalink     the approval message's permalink, for the audit trail
     revert_of     the request this one reverts ("" if none); reverted_by: the request reverting this one
+    team          the Slack team (workspace) the request was made in: a click from another team's
+                  member (a shared channel) is refused
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class ActionRequest:
     permalink: str = ""
     revert_of: str = ""
     reverted_by: str = ""
+    team: str = ""
     version: int = field(default=0, compare=False)
 
     @property
@@ -99,11 +102,11 @@ class ActionRequest:
 
     @classmethod
     def new(cls, id: str, spec: Spec, *, namespace: str, requester: str, requester_name: str, channel: str,
-            thread_ts: str, now: float, revert_of: str = "") -> ActionRequest:
+            thread_ts: str, now: float, revert_of: str = "", team: str = "") -> ActionRequest:
         policy_action = "silence" if spec.action == "unsilence" else spec.action
         return cls(id=id, action=policy_action, spec=spec_to_json(spec), namespace=namespace, requester=requester,
                    requester_name=requester_name, channel=channel, thread_ts=thread_ts, created_at=now,
-                   revert_of=revert_of)
+                   revert_of=revert_of, team=team)
 
     def to_json(self) -> dict[str, Any]:
         value = dataclasses.asdict(self)

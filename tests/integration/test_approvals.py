@@ -416,3 +416,103 @@ async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_t
                             user=BOB, channel=root.channel, message={"type": "message", "ts": request.ts})
     await ops.idle()
     assert replicas(kube) == 5 and len(kube.writes) == 1
+
+
+async def test_with_impersonation_every_write_carries_the_persons_identity(start_bot, bot_env, kube, chatops_yaml,
+                                                                           http, fake_slack, signing_secret):
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path,
+                           "CHATOPS_CONFIG": chatops_yaml(POLICY.replace("  approval_minutes: 10",
+                                                                         "  approval_minutes: 10\n  impersonate: true"))})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    message = await ops.ask("scale checkout 8 -n prod")
+    await ops.click(message, "ops-approve", BOB)
+    await ops.idle()
+
+    assert [d.impersonate for d in kube.dry_runs] == [f"slack:{ALICE}"]  # the preview: as the requester
+    assert [w.impersonate for w in kube.writes] == [f"slack:{BOB}"]  # the write: as the approver
+
+
+async def test_an_approver_in_a_slack_user_group_may_approve(start_bot, bot_env, kube, chatops_yaml, http,
+                                                             fake_slack, signing_secret):
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    fake_slack.set_usergroup("S0LEADS001", [MALLORY])
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path,
+                           "CHATOPS_CONFIG": chatops_yaml(POLICY.replace(f"leads: [{BOB}]", "leads: [S0LEADS001]"))})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    message = await ops.ask("restart checkout -n prod")
+
+    await ops.click(message, "ops-approve", BOB)  # no longer a lead
+    await ops.idle()
+    assert kube.writes == []
+    await ops.click(message, "ops-approve", MALLORY)  # in the leads' Slack user group
+    await ops.idle()
+
+    (write,) = kube.writes
+    restarted = kube.kmock.objects["apps/v1/deployments", "prod", "checkout"]["spec"]["template"]["metadata"]
+    assert "kubectl.kubernetes.io/restartedAt" in restarted["annotations"]
+
+
+async def test_a_click_from_another_workspace_in_a_shared_channel_is_refused(ops, kube, http, fake_slack):
+    message = await ops.ask("scale checkout 8 -n prod")
+
+    result = await send_block_action(http, ops.url, ops.secret, [{"action_id": "ops-approve",
+                                                                  "value": buttons(message)["ops-approve"]}],
+                                     user=BOB, team_id="T0OTHER", message={"type": "message", "ts": message.ts})
+    assert result.status == 200
+    await ops.idle()
+
+    assert kube.writes == [] and "workspace" in ops.ephemerals_to(BOB)[0]
+
+
+async def test_audit_filters_by_person(ops, kube, fake_slack):
+    message = await ops.ask("scale checkout 8 -n prod")
+    await ops.click(message, "ops-approve", ALICE)  # refused: her own request
+    await ops.click(message, "ops-approve", BOB)
+    await ops.idle()
+
+    result = await send_slash_command(ops.http, ops.url, ops.secret, text=f"audit --user <@{BOB}|bob>",
+                                      user_id=CAROL, response_url=fake_slack.response_url())
+    assert result.status == 200
+    await ops.idle()
+    report = json.dumps(fake_slack.messages("C0OPS")[-1].blocks)
+    assert "approved" in report and "executed" in report and "two-person" not in report
+
+
+async def test_silencing_from_an_alert_thread_silences_that_alert_for_the_chosen_time(
+    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret
+):
+    from tests.integration.test_alert_threads import TOKEN, webhook_body
+
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": chatops_yaml(ALERT_POLICY)})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=webhook_body(),
+                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 200
+    await asyncio.wait_for(bot.threads.drain(), 15)
+    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
+    (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+    (select,) = [e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]
+                 if e["type"] == "static_select"]
+    four_hours = next(o for o in select["options"] if o["text"]["text"] == "Silence 4 h")
+
+    await send_block_action(http, ops.url, signing_secret, [{"type": "static_select", "action_id": select["action_id"],
+                                                             "selected_option": four_hours}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": reply.ts})
+    await ops.idle()
+    request = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts][-1]
+    assert "silence" in request.text.lower() and buttons(request)
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": "ops-approve",
+                                                             "value": buttons(request)["ops-approve"]}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": request.ts})
+    await ops.idle()
+
+    (silence,) = [s for s in await asyncio.to_thread(_silences, alertmanager.url) if s["status"]["state"] == "active"]
+    assert {(m["name"], m["value"]) for m in silence["matchers"]} == set(webhook_body()["alerts"][0]["labels"].items())
+    from datetime import datetime
+
+    lasts = datetime.fromisoformat(silence["endsAt"].replace("Z", "+00:00")) - datetime.fromisoformat(
+        silence["startsAt"].replace("Z", "+00:00"))
+    assert abs(lasts.total_seconds() - 4 * 3600) < 5
