@@ -383,9 +383,9 @@ playbooks:
 """
 
 
-async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_thread(
-    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret
-):
+@pytest.fixture
+async def alert_thread(start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret):
+    """A webhook alert (HighErrorRate on checkout) posted and investigated: (ops, its root, the reply)."""
     from tests.integration.test_alert_threads import TOKEN, webhook_body
 
     kube.seed_deployment("checkout", "prod", replicas=3)
@@ -398,6 +398,13 @@ async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_t
     await asyncio.wait_for(bot.threads.drain(), 15)
     root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
     (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+    return ops, root, reply
+
+
+async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_thread(
+    alert_thread, kube, http, fake_slack, signing_secret
+):
+    ops, root, reply = alert_thread
     offers = [e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]]
     assert [e["action_id"] for e in offers] == ["ops-offer-scale-up", "ops-offer-circuit-breaker", "ops-offer-silence"]
 
@@ -422,8 +429,7 @@ async def test_with_impersonation_every_write_carries_the_persons_identity(start
                                                                            http, fake_slack, signing_secret):
     kube.seed_deployment("checkout", "prod", replicas=3)
     bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path,
-                           "CHATOPS_CONFIG": chatops_yaml(POLICY.replace("  approval_minutes: 10",
-                                                                         "  approval_minutes: 10\n  impersonate: true"))})
+                           "CHATOPS_CONFIG": chatops_yaml(POLICY + "  impersonate: true\n")})
     ops = Ops(bot, http, fake_slack, signing_secret)
     message = await ops.ask("scale checkout 8 -n prod")
     await ops.click(message, "ops-approve", BOB)
@@ -480,26 +486,17 @@ async def test_audit_filters_by_person(ops, kube, fake_slack):
 
 
 async def test_silencing_from_an_alert_thread_silences_that_alert_for_the_chosen_time(
-    start_bot, bot_env, kube, chatops_yaml, alertmanager, http, fake_slack, signing_secret
+    alert_thread, alertmanager, http, fake_slack, signing_secret
 ):
-    from tests.integration.test_alert_threads import TOKEN, webhook_body
+    from tests.integration.test_alert_threads import webhook_body
 
-    kube.seed_deployment("checkout", "prod", replicas=3)
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
-                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": chatops_yaml(ALERT_POLICY)})
-    ops = Ops(bot, http, fake_slack, signing_secret)
-    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=webhook_body(),
-                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
-        assert response.status == 200
-    await asyncio.wait_for(bot.threads.drain(), 15)
-    root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
-    (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+    ops, root, reply = alert_thread
     (select,) = [e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]
                  if e["type"] == "static_select"]
     four_hours = next(o for o in select["options"] if o["text"]["text"] == "Silence 4 h")
 
-    await send_block_action(http, ops.url, signing_secret, [{"type": "static_select", "action_id": select["action_id"],
-                                                             "selected_option": four_hours}],
+    choice = {"type": "static_select", "action_id": select["action_id"], "selected_option": four_hours}
+    await send_block_action(http, ops.url, signing_secret, [choice],
                             user=ALICE, channel=root.channel, message={"type": "message", "ts": reply.ts})
     await ops.idle()
     request = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts][-1]
