@@ -163,8 +163,9 @@ def build_approvals(runtime: "Runtime", mitigations: Mitigations, poster: "Poste
     offers = Offers(runtime.store, sections.playbooks, sections.actions, backends.current_replicas, max_replicas)
     breaker = sections.actions.breaker
     return Approvals(store=runtime.store, worker=worker, poster=poster, table=runtime.table, authorizer=authorizer,
-                     backends=backends, prefix=settings.command, default_namespace=settings.default_namespace,
-                     breaker=(breaker.configmap, breaker.key), offers=(read_click, offers.spec))
+                     backends=backends, default_namespace=settings.default_namespace,
+                     breaker=(breaker.configmap, breaker.key), offers=(read_click, offers.spec),
+                     give_up_seconds=sections.delivery.give_up_after_minutes * 60)
 
 
 async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None) -> RunningBot:

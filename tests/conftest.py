@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.servers",
     "tests.plugins.kube",
     "tests.plugins.bot",
+    "tests.plugins.approvals",
 ]

@@ -54,22 +54,41 @@ class Audit:
         self.store = store
 
     async def record(self, event: str, request: ActionRequest, user: str, reason: str = "",
-                     changes: list[dict[str, Any]] | None = None, user_name: str = "") -> None:
+                     changes: list[dict[str, Any]] | None = None, user_name: str = "", key: str = "") -> None:
+        """Append an entry. `key` names it (default: the request and the event, which happen once
+        per request): an entry appended again under the same key (a retried step) is read once."""
         preview = request.preview or {}
         entry = {
+            "key": key or f"{request.id}:{event}",
             "event": event, "user": user, "request": request.id, "action": request.spec.get("action", request.action),
             "target": preview.get("target") or _target(request), "requester": request.requester,
             "changes": changes if changes is not None else list(preview.get("changes") or []),
-            "reason": reason, "permalink": request.permalink, "requester_name": request.requester_name,
+            "reason": reason, "permalink": request.permalink if request.permalink != "-" else "",
+            "requester_name": request.requester_name,
             "user_name": user_name or (request.requester_name if user == request.requester else ""),
         }
         await self.store.append(keys.AUDIT_LOG, entry)
         log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
 
+    async def refused_unknown(self, request_id: str, user: str, user_name: str, reason: str, key: str) -> None:
+        """A click on a request the store does not know (forged, or older than a week)."""
+        entry = {"key": key, "event": "refused", "user": user, "user_name": user_name, "request": request_id[:40],
+                 "action": "", "target": "", "requester": "", "requester_name": "", "changes": [],
+                 "reason": reason, "permalink": ""}
+        await self.store.append(keys.AUDIT_LOG, entry)
+        log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
+
     async def read(self, since: float | None = None) -> list[AuditEntry]:
-        """Entries since `since` (clock seconds), newest first."""
-        entries = await self.store.read_log(keys.AUDIT_LOG, since=since)
-        return [AuditEntry.from_json(e.at, dict(e.entry)) for e in reversed(entries)]
+        """Entries since `since` (clock seconds), newest first, each once."""
+        entries = await self.store.read_log(keys.AUDIT_LOG, since=since, limit=100_000)
+        seen: set[str] = set()
+        out = []
+        for e in entries:
+            key = str(dict(e.entry).get("key") or e.id)
+            if key not in seen:
+                seen.add(key)
+                out.append(AuditEntry.from_json(e.at, dict(e.entry)))
+        return out[::-1]
 
 
 def _target(request: ActionRequest) -> str:

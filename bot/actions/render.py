@@ -12,17 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.actions.request import (
-    CANCELLED,
-    CHANGED,
-    DONE,
-    EXECUTING,
-    EXPIRED,
-    FAILED,
-    PENDING,
-    REFUSED,
-    ActionRequest,
-)
+from bot.actions import request as state
+from bot.actions.request import ActionRequest
 from bot.slack.mrkdwn import safe, truncate
 from bot.slack.render import Message
 from diagnostics.durations import spoken_duration
@@ -121,12 +112,14 @@ def approval_message(request: ActionRequest, approvers: str, two_person: bool) -
 
 
 def _buttons(request: ActionRequest, preview: Preview | None) -> list[dict[str, Any]]:
-    if request.status == PENDING and preview is not None:
+    if request.status == state.PENDING and preview is not None:
         return [_button(APPROVE, "Approve", request, "primary", _confirm(request, preview)),
                 _button(CANCEL, "Cancel", request)]
-    if request.status == DONE and not request.reverted_by and _revertible(request):
+    outcome = request.the_outcome
+    if request.status == state.DONE and not request.reverted_by and _revertible(request) and not (
+            outcome is not None and outcome.already):  # nothing was written: a "revert" would undo someone else
         return [_button(REVERT, "Revert", request)]
-    if request.status == CHANGED:
+    if request.status == state.CHANGED:
         return [_button(REVERT, "Request again", request)]
     return []
 
@@ -135,42 +128,48 @@ def _revertible(request: ActionRequest) -> bool:
     return str(request.spec.get("action")) in ("scale", "limits", "breaker", "silence")
 
 
+# Each state's headline: (emoji, words); approved and executing read "Applying".
+HEADLINES = {
+    state.PENDING: (":raised_hand:", "Approval needed:"), state.DONE: (":white_check_mark:", "Done:"),
+    state.FAILED: (":x:", "Failed:"), state.CHANGED: (":warning:", "Not applied:"),
+    state.CANCELLED: (":no_entry_sign:", "Cancelled:"), state.EXPIRED: (":hourglass:", "Expired:"),
+    state.REFUSED: (":x:", "Refused:"),
+}
+APPLYING = (":hourglass_flowing_sand:", "Applying:")
+
+
 def _headline(request: ActionRequest) -> str:
-    return {
-        PENDING: ":raised_hand: *Approval needed:*", EXECUTING: ":hourglass_flowing_sand: *Applying:*",
-        DONE: ":white_check_mark: *Done:*", FAILED: ":x: *Failed:*", CHANGED: ":warning: *Not applied:*",
-        CANCELLED: ":no_entry_sign: *Cancelled:*", EXPIRED: ":hourglass: *Expired:*", REFUSED: ":x: *Refused:*",
-    }.get(request.status, ":hourglass_flowing_sand: *Approved:*")
+    emoji, words = HEADLINES.get(request.status, APPLYING)
+    return f"{emoji} *{words}*"
 
 
 def _plain_headline(request: ActionRequest) -> str:
-    return {PENDING: "Approval needed:", DONE: "Done:", FAILED: "Failed:", CHANGED: "Not applied:",
-            CANCELLED: "Cancelled:", EXPIRED: "Expired:", REFUSED: "Refused:"}.get(request.status, "Applying:")
+    return HEADLINES.get(request.status, APPLYING)[1]
 
 
 def _status_line(request: ActionRequest, approvers: str, two_person: bool) -> str:
     asked = f"Requested by {user(request.requester)}"
     if request.revert_of:
         asked += f" (reverts `{request.revert_of}`)"
-    if request.status == PENDING:
+    if request.status == state.PENDING:
         who = f"may approve: {safe(approvers)}" + (" (not the requester)" if two_person else "")
         return f"{asked} · {who} · expires {clock_time(request.expires_at)} · request `{request.id}`"
-    if request.status == DONE:
+    if request.status == state.DONE:
         outcome = request.the_outcome
         applied = changes_text(outcome.changes) if outcome else ""
         note = " (already so: nothing written)" if outcome is not None and outcome.already else ""
         ref = f" · {safe(outcome.reference)}" if outcome is not None and outcome.reference else ""
-        reverted = f" · revert requested: `{request.reverted_by}`" if request.reverted_by else ""
+        reverted = f" · reverted by request `{request.reverted_by}`" if request.reverted_by else ""
         return (f"{asked} · approved by {user(request.approver)} · applied in {request.elapsed:.1f} s · "
                 f"{applied}{note}{ref}{reverted}")
-    if request.status == EXECUTING or (request.status not in (FAILED, CHANGED, CANCELLED, EXPIRED, REFUSED)):
+    if request.status not in (state.FAILED, state.CHANGED, state.CANCELLED, state.EXPIRED, state.REFUSED):
         return f"{asked} · approved by {user(request.approver)} · applying…"
-    if request.status == CANCELLED:
+    if request.status == state.CANCELLED:
         return f"{asked} · cancelled by {user(request.approver)}; nothing changed"
-    if request.status == EXPIRED:
+    if request.status == state.EXPIRED:
         return (f"{asked} · expired at {clock_time(request.expires_at)} without an approval "
                 f"({spoken_duration(request.expires_at - request.created_at)}); nothing changed")
     reason = safe(truncate(request.error, 500))
-    if request.status == CHANGED:
+    if request.status == state.CHANGED:
         return f"{asked} · approved by {user(request.approver)} · changed since the preview: {reason}; nothing written"
     return f"{asked} · approved by {user(request.approver)} · {reason}" if request.approver else f"{asked} · {reason}"

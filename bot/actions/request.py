@@ -19,7 +19,11 @@ Fields
     preview       operations.model.Preview as JSON (the dry run's before -> after), once previewed
     error         why it was refused, failed or changed: one line
     created_at    clock seconds; expires_at: when approval is no longer possible
-    approver      who approved (or cancelled); approved_at; click: the click that won the approval
+    approver      who approved (or cancelled), approver_name the name Slack sent; approved_at
+    by_job        the job that made the latest transition: a job retried after its transition
+                  went through recognises its own work and carries on
+    decided_by    the click (its job) that approved or cancelled it: Slack delivering the same
+                  click again, to this replica or another, finds it decided by itself
     started_at    when the change was first applied; finished_at; elapsed: seconds the apply took
     outcome       operations.model.Outcome as JSON, once done
     message       the approval message's PostRecord (bot.slack.once): posted once, then edited in place
@@ -71,8 +75,10 @@ class ActionRequest:
     error: str = ""
     expires_at: float = 0.0
     approver: str = ""
+    approver_name: str = ""
     approved_at: float = 0.0
-    click: str = ""
+    by_job: str = ""
+    decided_by: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
     elapsed: float = 0.0

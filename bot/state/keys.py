@@ -34,6 +34,8 @@ Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each 
     execute:{request}                      lane actions: apply an approved change, edit the message
     expire:{request}                       lane timers, due when the request expires: a durable
                                            timer that edits the message if nobody approved it
+    render:{request}                       lane actions: edit the approval message to show the
+                                           request as stored (one job, so edits never overtake)
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ KIND_ACTION_REQUEST = "action-request"
 KIND_ACTION_CLICK = "action-click"
 KIND_ACTION_EXECUTE = "action-execute"
 KIND_ACTION_EXPIRE = "action-expire"
+KIND_ACTION_RENDER = "action-render"
 
 OPEN_POST_THREADS = "open-post-threads"
 FAILED_WORK_LOG = "work-failed"
@@ -113,3 +116,7 @@ def execute(request_id: str) -> str:
 
 def expire(request_id: str) -> str:
     return f"expire:{request_id}"
+
+
+def render(request_id: str) -> str:
+    return f"render:{request_id}"

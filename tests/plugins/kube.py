@@ -46,6 +46,7 @@ All timestamps are relative to `NOW`; pass `now=NOW` to the diagnostic for stabl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -63,6 +64,7 @@ import pytest
 import yaml
 
 from diagnostics.kubernetes import make_api_client
+from diagnostics.kubernetes.client import load_models
 from tests.plugins.kube_writes import ApiServerEmulator, Write, write_reactions
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=timezone.utc)
@@ -688,6 +690,9 @@ def _serve_log(kube: KubeCluster) -> Any:
 async def kube(tmp_path: Path) -> AsyncIterator[KubeCluster]:
     """kmock's emulator with the API server's write semantics (kube_writes.ApiServerEmulator),
     served over HTTP as kmock's own `kmock` fixture serves it, + a kubeconfig."""
+    # The Kubernetes client's classes, imported once per test process before the test starts (the
+    # bot waits for them before its first Kubernetes call: seconds when four workers import at once).
+    await asyncio.to_thread(load_models)
     async with ApiServerEmulator() as kmock, kmock_lib.Server(kmock):
         yield await _cluster(kmock, tmp_path)
 
