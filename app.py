@@ -165,7 +165,8 @@ def build_approvals(runtime: "Runtime", mitigations: Mitigations, poster: "Poste
     return Approvals(store=runtime.store, worker=worker, poster=poster, table=runtime.table, authorizer=authorizer,
                      backends=backends, default_namespace=settings.default_namespace,
                      breaker=(breaker.configmap, breaker.key), offers=(read_click, offers.spec),
-                     give_up_seconds=sections.delivery.give_up_after_minutes * 60)
+                     give_up_seconds=sections.delivery.give_up_after_minutes * 60,
+                     observe=runtime.metrics.mitigation)
 
 
 async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None) -> RunningBot:

@@ -94,11 +94,13 @@ ReadOffer = Callable[[dict[str, Any]], "tuple[str, str, float] | None"]
 class Approvals:
     def __init__(self, *, store: Store, worker: Worker, poster: Poster, table: CommandTable, authorizer: Authorizer,
                  backends: Backends, default_namespace: str, breaker: tuple[str, str],
-                 offers: tuple[ReadOffer, OfferSpec] | None = None, give_up_seconds: float = 4 * 3600.0) -> None:
-        """`give_up_seconds`: the worker's give-up; a request's own deadlines stay well inside it."""
+                 offers: tuple[ReadOffer, OfferSpec] | None = None, give_up_seconds: float = 4 * 3600.0,
+                 observe: Callable[[str, str], None] | None = None) -> None:
+        """`give_up_seconds`: the worker's give-up; a request's own deadlines stay well inside it.
+        `observe(action, event)`: told of every audited event (for /metrics)."""
         within = give_up_seconds / 2
         self.desk = Desk(store=store, worker=worker, poster=poster, authorizer=authorizer, backends=backends,
-                         audit=Audit(store),
+                         audit=Audit(store, observe),
                          execute_within=min(max(authorizer.approval_seconds, EXECUTE_WITHIN_SECONDS), within),
                          preview_within=min(PREVIEW_WITHIN_SECONDS, within))
         self.decisions = Decisions(self.desk)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,16 @@ class AuditEntry:
 
 
 class Audit:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, observe: Callable[[str, str], None] | None = None) -> None:
+        """`observe(action, event)`: told of every entry appended (for /metrics)."""
         self.store = store
+        self.observe = observe
+
+    async def _append(self, entry: dict[str, Any]) -> None:
+        await self.store.append(keys.AUDIT_LOG, entry)
+        log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
+        if self.observe is not None:
+            self.observe(str(entry.get("action", "")), str(entry.get("event", "")))
 
     async def record(self, event: str, request: ActionRequest, user: str, reason: str = "",
                      changes: list[dict[str, Any]] | None = None, user_name: str = "", key: str = "") -> None:
@@ -67,16 +76,14 @@ class Audit:
             "requester_name": request.requester_name,
             "user_name": user_name or (request.requester_name if user == request.requester else ""),
         }
-        await self.store.append(keys.AUDIT_LOG, entry)
-        log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
+        await self._append(entry)
 
     async def refused_unknown(self, request_id: str, user: str, user_name: str, reason: str, key: str) -> None:
         """A click on a request the store does not know (forged, or older than a week)."""
         entry = {"key": key, "event": "refused", "user": user, "user_name": user_name, "request": request_id[:40],
                  "action": "", "target": "", "requester": "", "requester_name": "", "changes": [],
                  "reason": reason, "permalink": ""}
-        await self.store.append(keys.AUDIT_LOG, entry)
-        log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
+        await self._append(entry)
 
     async def read(self, since: float | None = None) -> list[AuditEntry]:
         """Entries since `since` (clock seconds), newest first, each once."""

@@ -81,8 +81,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("limits", "Ask to change a container's resource limits (needs an approval)", (
         DEPLOYMENT, Arg("container", "container name (may be left out when the pod has one)",
                         flags=("-c", "--container"), required=False, convert=k8s_name),
-        Arg("memory", "memory limit, e.g. 6Gi", flags=("--memory",), required=False, convert=_quantity("memory")),
-        Arg("cpu", "CPU limit, e.g. 2000m", flags=("--cpu",), required=False, convert=_quantity("cpu")),
+        Arg("memory", "memory limit, e.g. 6Gi", flags=("--memory",), required=False, convert=_quantity("memory"),
+            metavar="qty"),
+        Arg("cpu", "CPU limit, e.g. 2000m", flags=("--cpu",), required=False, convert=_quantity("cpu"), metavar="qty"),
         NAMESPACE), run=None, backend="kubernetes", mutating=True, example="limits checkout --memory 6Gi -n prod"),
     Command("breaker", "Ask to turn the circuit breaker on or off (needs an approval)", (
         Arg("state", "on or off", convert=on_off, metavar="on|off"), NAMESPACE),

@@ -38,6 +38,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.mitigations = Counter(
+            "chatops_mitigations_total",
+            "Approval requests' audited events (requested, approved, refused, executed, failed, …) by action",
+            ["action", "event"],
+            registry=self.registry,
+        )
+
+    def mitigation(self, action: str, event: str) -> None:
+        self.mitigations.labels(action=action or "unknown", event=event).inc()
+
     def work_outcome(self, kind: str, outcome: str) -> None:
         self.work.labels(kind=kind, outcome=outcome).inc()
 

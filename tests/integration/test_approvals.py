@@ -35,6 +35,8 @@ async def test_scale_is_previewed_by_a_dry_run_and_applied_once_after_an_approva
     assert f"approved by <@{BOB}>" in done and "applied in" in done and "replicas 3 → 8" in done
     assert set(buttons(ops.current(message))) == {"ops-revert"}
     assert await audit_events(ops.bot) == ["requested", "approved", "executed"]
+    metrics = ops.bot.runtime.metrics.exposition().decode()
+    assert 'chatops_mitigations_total{action="scale",event="executed"} 1.0' in metrics
 
 
 async def test_the_requester_cannot_approve_their_own_change(ops, kube):
