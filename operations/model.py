@@ -54,6 +54,12 @@ class Change:
     before: str | None
     after: str | None
 
+    def text(self) -> str:
+        """ "replicas 3 → 8", "memory limit of api (not set) → 6Gi": plain text, not escaped."""
+        before = self.before if self.before is not None else "(not set)"
+        after = self.after if self.after is not None else "(removed)"
+        return f"{self.field} {before} → {after}"
+
 
 @dataclass(frozen=True)
 class Preview:

@@ -97,3 +97,10 @@ async def audit_events(bot) -> list[str]:
     from bot.actions.audit import Audit
 
     return [e.event for e in reversed(await Audit(bot.runtime.store).read())]
+
+
+def scale_behind_the_bot(kube, replicas: int, namespace: str = "prod", name: str = "checkout") -> None:
+    """Someone else changes the Deployment's replicas (kubectl, an autoscaler) after the preview."""
+    deployment = kube.kmock.objects["apps/v1/deployments", namespace, name]
+    kube.kmock.objects["apps/v1/deployments", namespace, name] = {
+        **deployment, "spec": {**deployment["spec"], "replicas": replicas}}

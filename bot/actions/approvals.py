@@ -86,8 +86,9 @@ class Origin:
                    team=str(user.get("team_id") or (body.get("team") or {}).get("id") or ""))
 
 
-# An offer in an alert's thread -> (the change, the channel, the thread's ts): bot.alerting.offers.
-OfferSpec = Callable[[str, str, float, Requester, str], Awaitable[tuple[Spec, str, str]]]
+# An offer in an alert's thread (offer, thread key, silence seconds, requester, request id, the
+# channel clicked in) -> (the change, the channel, the thread's ts): bot.alerting.offers.
+OfferSpec = Callable[[str, str, float, Requester, str, str], Awaitable[tuple[Spec, str, str]]]
 ReadOffer = Callable[[dict[str, Any]], "tuple[str, str, float] | None"]
 
 
@@ -168,30 +169,43 @@ class Approvals:
             if request is None:
                 return
         if request.status == PREVIEWING:
-            request = await self._preview(request, job, origin)
+            request = await self._preview(request, job)
         # This job made the request (its id says so): audited once, retries included, and before
         # the message can be clicked, so the trail reads in the order things happened.
-        event = "refused" if request.status == REFUSED else "requested"
-        await self.desk.audit.record(event, request, origin.user_id, reason=request.error, user_name=origin.user_name)
+        if request.status != REFUSED:
+            await self.desk.audit.record("requested", request, origin.user_id, user_name=origin.user_name)
         if request.status == PENDING:
             # Recorded again on a retry (the same job: nothing doubles), so a crash right after the
             # preview was stored can't leave a request without its expiry timer.
             await self.desk.submit(keys.expire(request.id), keys.KIND_ACTION_EXPIRE, {"request": request.id},
                                    due=request.expires_at)
-            request = await self._post(request, origin)
-            if request.status == REFUSED:  # nowhere to post it
-                await self.desk.audit.record("refused", request, origin.user_id, reason=request.error,
-                                             user_name=origin.user_name)
+        if request.preview is not None and request.status != REFUSED and not (request.message or {}).get("ts"):
+            # Posted once, whatever happened since: an approval, a cancel or the expiry may have come
+            # while an earlier attempt's answer was lost; the message then shows the request as it is now.
+            request = await self._post(request, job)
+            if request.status not in (PENDING, REFUSED):
+                await self.desk.show(request.id)
+        if request.status == REFUSED and request.by_job == job.id:
+            await self._refused(request, origin)
+
+    async def _refused(self, request: ActionRequest, origin: Origin) -> None:
+        """Told to the requester (again after a retry: a telling that failed is not lost), audited once."""
+        await self.desk.audit.record("refused", request, origin.user_id, reason=request.error,
+                                     user_name=origin.user_name)
+        await self.desk.tell(origin.channel, origin.user_id, f":no_entry: Nothing requested: {safe(request.error)}",
+                             origin.response_url, origin.thread_ts)
 
     async def _new_request(self, request_id: str, payload: dict[str, Any], origin: Origin,
                            job: Job) -> ActionRequest | None:
         now = self.clock.now()
         try:
-            spec, revert_of, origin = await self._spec(request_id, payload, origin, now)
+            spec, relation, origin = await self._spec(request_id, payload, origin, now)
         except OperationError as e:
-            if e.temporary:
+            trying = now - job.created
+            if e.temporary and trying < self.desk.preview_within:
                 raise TemporaryError(e.message) from None
-            await self.desk.tell(origin.channel, origin.user_id, f":x: Nothing requested: {safe(e.message)}",
+            error = e.message if not e.temporary else f"{e.message} (tried for {spoken_duration(trying)})"
+            await self.desk.tell(origin.channel, origin.user_id, f":x: Nothing requested: {safe(error)}",
                                  origin.response_url, origin.thread_ts)
             return None
         except UsageError as e:
@@ -200,34 +214,33 @@ class Approvals:
             return None
         request = ActionRequest.new(request_id, spec, namespace=str(getattr(spec, "namespace", "") or ""),
                                     requester=origin.user_id, requester_name=origin.user_name,
-                                    channel=origin.channel, thread_ts=origin.thread_ts, now=now,
-                                    revert_of=revert_of, team=origin.team)
+                                    channel=origin.channel, thread_ts=origin.thread_ts, now=now, team=origin.team,
+                                    **relation)
         refusal = await self._request_refusal(request, spec)
         if refusal:
             request = dataclasses.replace(request, status=REFUSED, error=refusal)
-        request = await create_request(self.desk.store, dataclasses.replace(request, by_job=job.id))
-        if request.status == REFUSED:
-            await self.desk.tell(origin.channel, origin.user_id, f":no_entry: {safe(request.error)}",
-                                 origin.response_url, origin.thread_ts)
-        return request
+        return await create_request(self.desk.store, dataclasses.replace(request, by_job=job.id))
 
     async def _spec(self, request_id: str, payload: dict[str, Any], origin: Origin,
-                    now: float) -> tuple[Spec, str, Origin]:
-        """The change asked for, the request it reverts (if any), and where its message goes."""
+                    now: float) -> tuple[Spec, dict[str, str], Origin]:
+        """The change asked for, how it relates to an earlier request ({"revert_of": id} or
+        {"again_of": id}), and where its message goes."""
         requester = Requester(origin.user_id, origin.user_name)
         if payload.get("revert_of"):
-            spec = await self._revert_spec(str(payload["revert_of"]), bool(payload.get("again")), now)
-            return spec, str(payload["revert_of"]), origin
+            original = str(payload["revert_of"])
+            again = bool(payload.get("again"))
+            spec = await self._revert_spec(original, again, now)
+            return spec, {"again_of" if again else "revert_of": original}, origin
         if payload.get("offer"):
             if self.offers is None:
                 raise UsageError("mitigations from alert threads are off")
             spec, channel, thread_ts = await self.offers[1](
                 str(payload["offer"]), str(payload["thread"]), float(payload.get("seconds") or 0), requester,
-                request_id)
-            return spec, "", dataclasses.replace(origin, channel=channel or origin.channel,
+                request_id, origin.channel)
+            return spec, {}, dataclasses.replace(origin, channel=channel or origin.channel,
                                                  thread_ts=thread_ts or origin.thread_ts)
         invocation = self.table.parse(str(payload["text"]), self.default_namespace)
-        return spec_for(invocation.command.name, invocation.args, requester, request_id, now, self.breaker), "", \
+        return spec_for(invocation.command.name, invocation.args, requester, request_id, now, self.breaker), {}, \
             origin
 
     async def _revert_spec(self, original_id: str, again: bool, now: float) -> Spec:
@@ -252,7 +265,7 @@ class Approvals:
             return decision.reason
         return authorizer.over_limit(request.action, **_limits(spec)) or ""
 
-    async def _preview(self, request: ActionRequest, job: Job, origin: Origin) -> ActionRequest:
+    async def _preview(self, request: ActionRequest, job: Job) -> ActionRequest:
         try:
             preview = await self.desk.backends.preview(request.the_spec, impersonate=request.requester)
         except OperationError as e:
@@ -260,11 +273,8 @@ class Approvals:
             if e.temporary and trying < self.desk.preview_within:
                 raise TemporaryError(e.message) from None
             error = e.message if not e.temporary else f"{e.message} (tried for {spoken_duration(trying)})"
-            stored, mine = await self.desk.transition(request.id, PREVIEWING, job, status=REFUSED, error=error)
+            stored, _ = await self.desk.transition(request.id, PREVIEWING, job, status=REFUSED, error=error)
             assert stored is not None
-            if mine:
-                await self.desk.tell(origin.channel, origin.user_id, f":x: Nothing requested: {safe(error)}",
-                                     origin.response_url, origin.thread_ts)
             return stored
         stored, _ = await self.desk.transition(request.id, PREVIEWING, job, status=PENDING,
                                                preview=preview.to_json(),
@@ -272,7 +282,7 @@ class Approvals:
         assert stored is not None
         return stored
 
-    async def _post(self, request: ActionRequest, origin: Origin) -> ActionRequest:
+    async def _post(self, request: ActionRequest, job: Job) -> ActionRequest:
         message = self.desk.message(request)
         ledger = StoreLedger(self.desk.store, request.key, ("message",), REQUEST_TTL)
         try:
@@ -282,12 +292,11 @@ class Approvals:
             error = str(e.response.get("error", ""))
             if error not in _CANNOT_POST:
                 raise
-            stored, _ = await change_request(self.desk.store, request.id, lambda r: dataclasses.replace(
-                r, status=REFUSED, error=f"the bot cannot post in this channel ({error})") if r.status == PENDING
-                else None)
+            stored, _ = await self.desk.transition(
+                request.id, PENDING, job, status=REFUSED,
+                error=f"invite the bot to this channel ({error}): approval requests are posted where everyone can "
+                      "see them")
             await self.desk.store.cancel(keys.expire(request.id))
-            await self.desk.respond(origin.response_url, f":x: Nothing requested: invite the bot to this channel "
-                                    f"({safe(error)}); approval requests are posted where everyone can see them.")
             assert stored is not None
             return stored
         if not request.permalink:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from bot.state import keys
 from bot.state.store import Store
 
 log = logging.getLogger("audit")
+COUNTED_KEYS = 10_000
 
 # What happened, in the words /ops audit shows.
 EVENTS = ("requested", "previewed", "preview-failed", "refused", "approved", "cancelled", "expired",
@@ -55,11 +57,18 @@ class Audit:
         """`observe(action, event)`: told of every entry appended (for /metrics)."""
         self.store = store
         self.observe = observe
+        # Keys this process counted lately: a step retried here is counted once (a retry after a
+        # restart, on another replica, may count twice; the trail itself is read once per key).
+        self._counted: OrderedDict[str, None] = OrderedDict()
 
     async def _append(self, entry: dict[str, Any]) -> None:
         await self.store.append(keys.AUDIT_LOG, entry)
         log.info("%s", json.dumps({"audit": entry}, sort_keys=True))
-        if self.observe is not None:
+        key = str(entry.get("key", ""))
+        if self.observe is not None and key not in self._counted:
+            self._counted[key] = None
+            if len(self._counted) > COUNTED_KEYS:
+                self._counted.popitem(last=False)
             self.observe(str(entry.get("action", "")), str(entry.get("event", "")))
 
     async def record(self, event: str, request: ActionRequest, user: str, reason: str = "",

@@ -15,6 +15,7 @@ from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 from bot.errors import UsageError
 from diagnostics.result import Result, Row, Status
+from operations.model import Change
 
 MAX_ROWS = 40
 ACTIONS = ("scale", "restart", "limits", "breaker", "silence", "unsilence")
@@ -65,10 +66,16 @@ def _matches(entry: AuditEntry, user: str | None, action: str | None) -> bool:
 
 def _row(entry: AuditEntry) -> Row:
     when = datetime.fromtimestamp(entry.at, timezone.utc).strftime("%m-%d %H:%M:%S")
-    change = ", ".join(f"{c.get('field')} {c.get('before')} → {c.get('after')}" for c in entry.changes)
+    change = ", ".join(Change(str(c.get("field", "")), _text(c.get("before")), _text(c.get("after"))).text()
+                       for c in entry.changes)
     what = entry.event + (f": {entry.reason}" if entry.reason else "")
+    who = f"{entry.user_name} ({entry.user})" if entry.user_name else entry.user
     status = Status.WARNING if entry.event in ("refused", "failed", "changed", "preview-failed") else Status.OK
-    return Row(cells=(when, what, entry.user, entry.target, change, entry.request), status=status)
+    return Row(cells=(when, what, who, entry.target, change, entry.request), status=status)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _ago(seconds: float) -> str:

@@ -75,16 +75,17 @@ class Decisions:
         clicker = str(click["user_id"])
         if request.decided_by == job.id and request.by_job != job.id:
             return  # this click approved it, and the execution has taken over
-        if request.status == PENDING and self.desk.clock.now() >= request.expires_at:
+        expired_by_me = request.status == EXPIRED and request.by_job == job.id  # before a retry of this click
+        if (request.status == PENDING and self.desk.clock.now() >= request.expires_at) or expired_by_me:
             request = await self._expire_now(request, job)
         if request.status != PENDING and request.by_job != job.id:
-            await self._refuse(job, request, click, _not_pending(request))
+            await self._refuse(job, request, click, *_not_pending(request))
             return
         if request.status == PENDING:
             decision = await self.desk.authorizer.may_approve(clicker, request.action, request.namespace or None,
                                                               request.requester)
             if not decision.allowed:
-                await self._refuse(job, request, click, safe(decision.reason))
+                await self._refuse(job, request, click, decision.reason)
                 return
         stored, mine = await self.desk.transition(request.id, PENDING, job, status=APPROVED, approver=clicker,
                                                   approver_name=str(click["user_name"]), decided_by=job.id,
@@ -92,7 +93,7 @@ class Decisions:
         assert stored is not None
         if not mine:
             if stored.decided_by != job.id:  # else this click decided it, and the execution took over
-                await self._refuse(job, stored, click, _not_pending(stored))
+                await self._refuse(job, stored, click, *_not_pending(stored))
             return
         await self.desk.audit.record("approved", await self.desk.with_permalink(stored), clicker,
                                      user_name=str(click["user_name"]))
@@ -105,20 +106,20 @@ class Decisions:
         if request.decided_by == job.id and request.by_job != job.id:
             return  # this click cancelled it
         if request.status != PENDING and request.by_job != job.id:
-            await self._refuse(job, request, click, _not_pending(request))
+            await self._refuse(job, request, click, *_not_pending(request))
             return
         if request.status == PENDING and clicker != request.requester:
             decision = await self.desk.authorizer.may_approve(clicker, request.action, request.namespace or None, "")
             if not decision.allowed:
                 await self._refuse(job, request, click, "only the requester or someone who may approve can "
-                                   "cancel: " + safe(decision.reason))
+                                   "cancel: " + decision.reason)
                 return
         stored, mine = await self.desk.transition(request.id, PENDING, job, status=CANCELLED, approver=clicker,
                                                   approver_name=str(click["user_name"]), decided_by=job.id)
         assert stored is not None
         if not mine:
             if stored.decided_by != job.id:
-                await self._refuse(job, stored, click, _not_pending(stored))
+                await self._refuse(job, stored, click, *_not_pending(stored))
             return
         await self.desk.store.cancel(keys.expire(stored.id))
         await self.desk.audit.record("cancelled", await self.desk.with_permalink(stored), clicker,
@@ -129,9 +130,8 @@ class Decisions:
         """Revert (a done request) or Request again (one that changed underneath): a new request,
         made by the clicker, through the same path (the policy is checked there: a refusal is told
         to the clicker and changes nothing here)."""
-        if request.status not in (DONE, CHANGED) or (request.status == DONE and request.reverted_by):
-            reason = _not_pending(request) if request.status != DONE else \
-                f"this change was already reverted (request `{request.reverted_by}`)"
+        reason = _cannot_follow(request)
+        if reason:
             await self._refuse(job, request, click, reason)
             return
         payload = {"revert_of": request.id, "again": request.status == CHANGED, "user_id": str(click["user_id"]),
@@ -139,13 +139,17 @@ class Decisions:
                    "response_url": str(click["response_url"]), "team": str(click.get("team", ""))}
         await self.desk.submit(keys.make_request("click:" + job.id), keys.KIND_ACTION_REQUEST, payload)
 
-    async def _refuse(self, job: Job, request: ActionRequest, click: dict[str, Any], reason: str) -> None:
-        """`reason` is mrkdwn, already escaped. Told to the clicker only; audited once per click."""
+    async def _refuse(self, job: Job, request: ActionRequest, click: dict[str, Any], reason: str,
+                      who: str = "") -> None:
+        """Told to the clicker only (`reason` plain text; `who`: a user it names); audited once per click."""
+        named = f" by {who}" if who else ""
         await self.desk.audit.record("refused", await self.desk.with_permalink(request), str(click["user_id"]),
-                                     reason=f"{click['button']}: {reason}", user_name=str(click["user_name"]),
+                                     reason=f"{click['button']}: {reason}{named}", user_name=str(click["user_name"]),
                                      key=job.id)
+        mention = f" by {user(who)}" if who else ""
         await self.desk.tell(str(click["channel"]) or request.channel, str(click["user_id"]),
-                             f":no_entry: {reason}. Nothing changed.", str(click["response_url"]), request.thread_ts)
+                             f":no_entry: {safe(reason)}{mention}. Nothing changed.", str(click["response_url"]),
+                             request.thread_ts)
 
     # ------------------------------------------------------------------ execution
 
@@ -158,9 +162,16 @@ class Decisions:
                                                     started_at=self.desk.clock.now())
             assert request is not None
         if request.status == EXECUTING:
-            request = await self._apply(request, job)
+            request = await self._apply(await self._attempt(request, job), job)
         if request.by_job == job.id and request.status in (DONE, FAILED, CHANGED):
             await self._finished(request)
+
+    async def _attempt(self, request: ActionRequest, job: Job) -> ActionRequest:
+        """Count this attempt before the change is sent (see ActionRequest.attempts)."""
+        stored, _ = await change_request(self.desk.store, request.id, lambda r: dataclasses.replace(
+            r, attempts=r.attempts + 1, by_job=job.id) if r.status == EXECUTING else None)
+        assert stored is not None
+        return stored
 
     async def _apply(self, request: ActionRequest, job: Job) -> ActionRequest:
         preview = request.the_preview
@@ -179,6 +190,8 @@ class Decisions:
                 f"{e.message}; gave up after {spoken_duration(trying)}: check the object before asking again")
             stored, _ = await self.desk.transition(request.id, EXECUTING, job, status=FAILED, error=error)
         else:
+            if outcome.already and request.attempts > 1:
+                outcome = dataclasses.replace(outcome, already=False)  # our own earlier write, its answer lost
             stored, _ = await self.desk.transition(request.id, EXECUTING, job, status=DONE, outcome=outcome.to_json(),
                                                    elapsed=time.monotonic() - started,
                                                    finished_at=self.desk.clock.now())
@@ -191,17 +204,21 @@ class Decisions:
         changes = [dataclasses.asdict(c) for c in outcome.changes] if outcome is not None else None
         await self.desk.audit.record(event, await self.desk.with_permalink(request), request.approver,
                                      reason=request.error, changes=changes, user_name=request.approver_name)
-        if request.status == DONE and request.revert_of:
-            await self._reverted(request.revert_of, request.id)
+        if request.status == DONE and (request.revert_of or request.again_of):
+            await self._followed(request)
         await self.desk.show(request.id)
 
-    async def _reverted(self, original_id: str, revert_id: str) -> None:
-        """The original request's message stops offering Revert once a revert of it is done."""
+    async def _followed(self, request: ActionRequest) -> None:
+        """The original request's message stops offering Revert (or Request again) once a revert
+        of it (or a new request for it) is done."""
         def mark(current: ActionRequest) -> ActionRequest | None:
-            return dataclasses.replace(current, reverted_by=revert_id) if not current.reverted_by else None
+            if request.revert_of:
+                return dataclasses.replace(current, reverted_by=request.id) if not current.reverted_by else None
+            return dataclasses.replace(current, superseded_by=request.id) if not current.superseded_by else None
 
-        await change_request(self.desk.store, original_id, mark)
-        await self.desk.show(original_id)
+        original = request.revert_of or request.again_of
+        await change_request(self.desk.store, original, mark)
+        await self.desk.show(original)
 
     # ------------------------------------------------------------------ expiry
 
@@ -225,12 +242,27 @@ class Decisions:
         return stored
 
 
-def _not_pending(request: ActionRequest) -> str:
+def _not_pending(request: ActionRequest) -> tuple[str, str]:
+    """Why a request takes no approval or cancel now, and who it names (a user ID, or "")."""
     status = request.status
     if status in (APPROVED, EXECUTING, DONE, FAILED, CHANGED):
-        return f"already approved by {user(request.approver)}" if request.approver else "already approved"
+        return "already approved", request.approver
     if status == CANCELLED:
-        return "this request was cancelled"
+        return "this request was cancelled", request.approver
     if status == EXPIRED:
-        return "this request expired; make a new one"
-    return "this request is not waiting for an approval"
+        return "this request expired; make a new one", ""
+    return "this request is not waiting for an approval", ""
+
+
+def _cannot_follow(request: ActionRequest) -> str:
+    """Why Revert / Request again can't be asked of this request now ("" when it can)."""
+    outcome = request.the_outcome
+    if request.status == DONE and request.reverted_by:
+        return f"this change was already reverted (request {request.reverted_by})"
+    if request.status == DONE and (outcome is None or outcome.already):
+        return "this request wrote nothing (the value was already so): there is nothing of its to revert"
+    if request.status == CHANGED and request.superseded_by:
+        return f"this change was already asked for again and applied (request {request.superseded_by})"
+    if request.status not in (DONE, CHANGED):
+        return "only a done request can be reverted, and only one that changed underneath asked again"
+    return ""

@@ -39,9 +39,7 @@ def clock_time(at: float) -> str:
 
 
 def change_line(change: Change) -> str:
-    before = change.before if change.before is not None else "(not set)"
-    after = change.after if change.after is not None else "(removed)"
-    return f"{safe(change.field)} {safe(before)} → {safe(after)}"
+    return safe(change.text())
 
 
 def changes_text(changes: tuple[Change, ...] | list[Change]) -> str:
@@ -87,7 +85,7 @@ def _button(action_id: str, text: str, request: ActionRequest, style: str | None
 
 
 def _confirm(request: ActionRequest, preview: Preview) -> dict[str, Any]:
-    summary = truncate(", ".join(f"{c.field} {c.before} → {c.after}" for c in preview.changes) or preview.target, 280)
+    summary = truncate(", ".join(c.text() for c in preview.changes) or preview.target, 280)
     return {"title": {"type": "plain_text", "text": "Apply this change?"},
             "text": {"type": "plain_text", "text": summary},
             "confirm": {"type": "plain_text", "text": "Approve"},
@@ -119,7 +117,7 @@ def _buttons(request: ActionRequest, preview: Preview | None) -> list[dict[str, 
     if request.status == state.DONE and not request.reverted_by and _revertible(request) and not (
             outcome is not None and outcome.already):  # nothing was written: a "revert" would undo someone else
         return [_button(REVERT, "Revert", request)]
-    if request.status == state.CHANGED:
+    if request.status == state.CHANGED and not request.superseded_by:
         return [_button(REVERT, "Request again", request)]
     return []
 
@@ -151,6 +149,8 @@ def _status_line(request: ActionRequest, approvers: str, two_person: bool) -> st
     asked = f"Requested by {user(request.requester)}"
     if request.revert_of:
         asked += f" (reverts `{request.revert_of}`)"
+    if request.again_of:
+        asked += f" (asks again for `{request.again_of}`)"
     if request.status == state.PENDING:
         who = f"may approve: {safe(approvers)}" + (" (not the requester)" if two_person else "")
         return f"{asked} · {who} · expires {clock_time(request.expires_at)} · request `{request.id}`"

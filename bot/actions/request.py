@@ -28,7 +28,11 @@ Fields
     outcome       operations.model.Outcome as JSON, once done
     message       the approval message's PostRecord (bot.slack.once): posted once, then edited in place
     permalink     the approval message's permalink, for the audit trail
-    revert_of     the request this one reverts ("" if none); reverted_by: the request reverting this one
+    revert_of     the request this one reverts ("" if none); reverted_by: the revert of this one, once done
+    again_of      the request (changed underneath) this one asks again for; superseded_by: the request
+                  that asked again for this one, once done (its "Request again" is then gone)
+    attempts      how many times the change was sent to the backend: a later attempt that finds the
+                  value already set found its own earlier write (whose answer was lost)
     team          the Slack team (workspace) the request was made in: a click from another team's
                   member (a shared channel) is refused
 """
@@ -87,6 +91,9 @@ class ActionRequest:
     permalink: str = ""
     revert_of: str = ""
     reverted_by: str = ""
+    again_of: str = ""
+    superseded_by: str = ""
+    attempts: int = 0
     team: str = ""
     version: int = field(default=0, compare=False)
 
@@ -108,11 +115,11 @@ class ActionRequest:
 
     @classmethod
     def new(cls, id: str, spec: Spec, *, namespace: str, requester: str, requester_name: str, channel: str,
-            thread_ts: str, now: float, revert_of: str = "", team: str = "") -> ActionRequest:
+            thread_ts: str, now: float, revert_of: str = "", again_of: str = "", team: str = "") -> ActionRequest:
         policy_action = "silence" if spec.action == "unsilence" else spec.action
         return cls(id=id, action=policy_action, spec=spec_to_json(spec), namespace=namespace, requester=requester,
                    requester_name=requester_name, channel=channel, thread_ts=thread_ts, created_at=now,
-                   revert_of=revert_of, team=team)
+                   revert_of=revert_of, again_of=again_of, team=team)
 
     def to_json(self) -> dict[str, Any]:
         value = dataclasses.asdict(self)

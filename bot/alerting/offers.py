@@ -78,13 +78,16 @@ class Offers:
         self.replicas, self.max_replicas = replicas, max_replicas
 
     async def spec(self, offer: str, thread_key: str, seconds: float, requester: Requester,
-                   request_id: str) -> tuple[Spec, str, str]:
-        """(the change, the channel, the thread's ts) for an offer on the thread `thread_key`."""
+                   request_id: str, channel: str) -> tuple[Spec, str, str]:
+        """(the change, the channel, the thread's ts) for an offer on the thread `thread_key`,
+        clicked in `channel` (it must be the thread's: a button names no other channel's alert)."""
         if not thread_key.startswith("thread:"):
             raise UsageError("this button belongs to no alert thread")
         thread = await load_thread(self.store, thread_key)
         if thread is None:
             raise UsageError("this alert's thread is no longer known (threads are kept 30 days)")
+        if channel != thread.channel:
+            raise UsageError("this button belongs to an alert in another channel")
         alert = thread.alert()
         if offer != SILENCE and offer not in self.playbooks.for_alert(alert).actions:
             raise UsageError(f"{offer} is not a mitigation of {alert.name}")
@@ -92,8 +95,12 @@ class Offers:
         namespace, deployment = values["namespace"], values["deployment"]
         spec: Spec
         if offer == "scale-up":
-            spec = Scale(namespace=namespace, deployment=deployment,
-                         replicas=scaled_up(await self.replicas(namespace, deployment), self.max_replicas()))
+            current, maximum = await self.replicas(namespace, deployment), self.max_replicas()
+            wanted = scaled_up(current, maximum)
+            if wanted <= current:
+                raise UsageError(f"Deployment {namespace}/{deployment} already runs {current} replicas, "
+                                 f"the policy's maximum is {maximum}")
+            spec = Scale(namespace=namespace, deployment=deployment, replicas=wanted)
         elif offer == "raise-limits":
             limits = self.config.raise_limits
             spec = Limits(namespace=namespace, deployment=deployment, container=limits.container or None,

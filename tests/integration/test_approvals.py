@@ -14,7 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.approvals import ALICE, BOB, CAROL, MALLORY, POLICY, Ops, audit_events, buttons, replicas
+from tests.approvals import (
+    ALICE,
+    BOB,
+    CAROL,
+    MALLORY,
+    POLICY,
+    Ops,
+    audit_events,
+    buttons,
+    replicas,
+    scale_behind_the_bot,
+)
 from tests.slack_requests import send_block_action, send_slash_command
 
 pytestmark = pytest.mark.integration
@@ -91,9 +102,7 @@ async def test_a_double_click_applies_the_change_once(ops, kube):
 
 async def test_a_value_changed_since_the_preview_is_not_overwritten(ops, kube):
     message = await ops.ask("scale checkout 8 -n prod")
-    deployment = kube.kmock.objects["apps/v1/deployments", "prod", "checkout"]
-    kube.kmock.objects["apps/v1/deployments", "prod", "checkout"] = {
-        **deployment, "spec": {**deployment["spec"], "replicas": 5}}  # someone scaled it meanwhile
+    scale_behind_the_bot(kube, 5)  # someone scaled it meanwhile
 
     await ops.click(message, "ops-approve", BOB)
     await ops.idle()
@@ -279,14 +288,14 @@ playbooks:
 """
 
 
-@pytest.fixture
-async def alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack, signing_secret):
+async def open_alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack, signing_secret,
+                            extra: str = ""):
     """A webhook alert (HighErrorRate on checkout) posted and investigated: (ops, its root, the reply)."""
     from tests.integration.test_alert_threads import TOKEN, webhook_body
 
     kube.seed_deployment("checkout", "prod", replicas=3)
     bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
-                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": policy_yaml(ALERT_POLICY)})
+                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": policy_yaml(ALERT_POLICY + extra)})
     ops = Ops(bot, http, fake_slack, signing_secret)
     async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=webhook_body(),
                          headers={"Authorization": f"Bearer {TOKEN}"}) as response:
@@ -295,6 +304,16 @@ async def alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http
     root = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None][0]
     (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
     return ops, root, reply
+
+
+@pytest.fixture
+async def alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack, signing_secret):
+    return await open_alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack,
+                                   signing_secret)
+
+
+def offer(reply, action_id: str) -> dict:
+    return next(e for b in reply.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action_id)
 
 
 async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_thread(
@@ -409,3 +428,43 @@ async def test_silencing_from_an_alert_thread_silences_that_alert_for_the_chosen
     lasts = datetime.fromisoformat(silence["endsAt"].replace("Z", "+00:00")) - datetime.fromisoformat(
         silence["startsAt"].replace("Z", "+00:00"))
     assert abs(lasts.total_seconds() - 4 * 3600) < 5
+
+
+async def test_an_offer_is_honoured_only_in_its_own_thread(alert_thread, http, fake_slack, signing_secret):
+    ops, root, reply = alert_thread
+    scale_up = offer(reply, "ops-offer-scale-up")
+    before = len(fake_slack.messages("#alerts-critical"))
+
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": scale_up["action_id"],
+                                                             "value": scale_up["value"]}],
+                            user=CAROL, channel="C0OPS", message={"type": "message", "ts": "1732500000.000100"},
+                            response_url=fake_slack.response_url())
+    await ops.idle()
+
+    assert len(fake_slack.messages("#alerts-critical")) == before
+    assert "another channel" in ops.ephemerals_to(CAROL)[0]
+
+
+async def test_an_offer_whose_replicas_cannot_be_read_is_answered_in_time(
+        start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack, signing_secret, monkeypatch):
+    from operations.model import OperationError
+    from tests.integration.test_approval_failures import FAST, eventually
+
+    async def down(self, namespace, deployment):
+        raise OperationError("Kubernetes: cannot read Deployment prod/checkout (ClientConnectorError)",
+                             temporary=True)
+
+    monkeypatch.setattr("bot.actions.backends.Backends.current_replicas", down)
+    ops, root, reply = await open_alert_thread(start_bot, bot_env, kube, policy_yaml, alertmanager, http,
+                                               fake_slack, signing_secret,
+                                               FAST.replace("{", "{give_up_after_minutes: 0.05, "))
+    scale_up = offer(reply, "ops-offer-scale-up")
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": scale_up["action_id"],
+                                                             "value": scale_up["value"]}],
+                            user=CAROL, channel=root.channel, message={"type": "message", "ts": reply.ts},
+                            response_url=fake_slack.response_url())
+    await eventually(lambda: bool(ops.ephemerals_to(CAROL)))
+    await ops.idle()
+
+    assert "cannot read" in ops.ephemerals_to(CAROL)[0] and "tried for" in ops.ephemerals_to(CAROL)[0]
+    assert not await ops.bot.runtime.store.read_log("work-failed")

@@ -121,3 +121,14 @@ def test_an_offer_click_is_read_from_its_action_id_and_value_only():
         "silence", "thread:webhook:abc", 14400.0)
     assert read_click({"action_id": "ops-offer-silence", "selected_option": {"value": "thread:x|99y"}}) is None
     assert read_click({"action_id": "ops-offer-drop-database", "value": "thread:x"}) is None
+
+
+def test_the_confirm_dialog_says_not_set_rather_than_none():
+    silence = Silence(matchers=(("alertname", "X"),), seconds=3600, created_by="alice", comment="c", request="r1")
+    base = ActionRequest.new("r1", silence, namespace="", requester="U0ALICE001", requester_name="alice",
+                             channel="C0OPS", thread_ts="", now=0.0)
+    preview = Preview(target="silence", changes=(Change("silence", None, "alertname=X for 1 h"),))
+    message = approval_message(dataclasses.replace(base, status=PENDING, preview=preview.to_json(), expires_at=600.0),
+                               "oncall", False)
+    (confirm,) = [e["confirm"] for e in elements(message) if "confirm" in e]
+    assert confirm["text"]["text"] == "silence (not set) → alertname=X for 1 h"
