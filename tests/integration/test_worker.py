@@ -323,7 +323,9 @@ async def test_a_job_whose_lease_cannot_be_renewed_is_stopped_before_the_lease_r
     from bot.state.clock import SYSTEM_CLOCK
 
     store = open_store(store_url, clock=SYSTEM_CLOCK)  # real time: the lease really runs out
-    config = DeliveryConfig(lease_seconds=0.6, poll_seconds=0.02)
+    # Beats every second: a loop that lags up to a beat (four test workers on two cores) still stops
+    # the job in time.
+    config = DeliveryConfig(lease_seconds=3.0, poll_seconds=0.02)
     started, stopped = asyncio.Event(), asyncio.Event()
     outcomes: list[str] = []
 
