@@ -200,18 +200,22 @@ class Worker:
     async def _heartbeat(self) -> None:
         """Renew the leases of running jobs; a job whose lease was lost is cancelled."""
         interval = self.config.lease_seconds / 3
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             held = [(lane, task, lease) for lane in self._lanes.values() for task, lease in lane.running.items()]
             if not held:
                 continue
             try:
                 renewed = await self.store.extend([lease for _, _, lease in held], self.config.lease_seconds)
-            except Exception as e:  # noqa: BLE001 - try again next beat; the lease outlives a beat
+            except Exception as e:  # noqa: BLE001 - try again soon; the lease outlives several tries
                 log.warning("cannot renew %d lease(s) (%s)", len(held), _one_line(e))
-                # A lease that runs out before the next beat may go to another worker: stop its job
-                # here first, so that two workers never do the same work at once.
-                deadline = self.store.clock.now() + interval
+                # Try again four times as often; a lease left with less than half a beat may run out
+                # before the next try (or a late one) and go to another worker: stop its job here
+                # first, so that two workers never do the same work at once.
+                delay = interval / 4
+                deadline = self.store.clock.now() + interval / 2
                 for lane, task, lease in held:
                     if lease.expires <= deadline and task in lane.running:
                         log.warning("job %s: its lease runs out and cannot be renewed; stopping it here",
