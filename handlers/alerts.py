@@ -9,7 +9,6 @@ Alertmanager's webhook timeout and Slack's 3-second rule are met.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -18,9 +17,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alerting.ingest import AlertPayloadError, parse_post, parse_webhook
+from bot.alerting.ingest import AlertPayloadError, TooManyAlerts, parse_post, parse_webhook
+from bot.alerting.model import Notification
 from bot.alerting.threads import AlertThreads
 from bot.commands.report import describe_exception
+from bot.runtime.intake import Refused, ascii_header, decode_text, loads, read_capped
 from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,13 @@ def webhook_handler(runtime: Runtime, threads: AlertThreads) -> Callable[[web.Re
         if runtime.draining:
             # Alertmanager retries a failed webhook; a bot that is stopping shouldn't take work.
             return web.json_response({"error": "the bot is restarting; retry"}, status=503)
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            runtime.metrics.requests.labels(kind="alertmanager", outcome="rejected").inc()
-            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         try:
-            notification = parse_webhook(json.loads(await request.text()))
-        except (ValueError, AlertPayloadError) as e:
-            runtime.metrics.requests.labels(kind="alertmanager", outcome="invalid").inc()
-            message = str(e) if isinstance(e, AlertPayloadError) else "body is not valid JSON"
-            return web.json_response({"error": f"not an Alertmanager webhook body: {message}"}, status=400)
+            notification = await _read_notification(request, token)
+        except Refused as refused:
+            outcome = {401: "rejected", 503: "unavailable"}.get(refused.status, "invalid")
+            runtime.metrics.requests.labels(kind="alertmanager", outcome=outcome).inc()
+            log.warning("refused an Alertmanager webhook (%d): %s", refused.status, refused.reason)
+            return refused.response()
         try:
             accepted = await threads.accept_notification(notification)
         except Exception as e:  # noqa: BLE001 - not recorded, so not accepted: Alertmanager retries
@@ -62,6 +60,21 @@ def webhook_handler(runtime: Runtime, threads: AlertThreads) -> Callable[[web.Re
         return web.json_response({"accepted": accepted})
 
     return alertmanager
+
+
+async def _read_notification(request: web.Request, token: str) -> Notification:
+    """The webhook's notification: bearer token, then the capped body, parsed. Refused otherwise:
+    401, 413, 400 with the reason, or 503 for more alerts than one request may enqueue."""
+    given = ascii_header(request.headers, "Authorization") or ""
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise Refused(401, "a missing or wrong bearer token", "missing or wrong bearer token")
+    body = loads(decode_text(await read_capped(request), request.charset))
+    try:
+        return parse_webhook(body)
+    except TooManyAlerts as e:
+        raise Refused(503, str(e), f"{e}; narrow the route's group_by") from None
+    except AlertPayloadError as e:
+        raise Refused(400, f"not an Alertmanager webhook body: {e}") from None
 
 
 class _Listening:
@@ -88,17 +101,24 @@ class _Listening:
         return self.names[channel] in self.listen
 
 
+def _is_new_post(event: dict[str, Any]) -> bool:
+    subtype, thread_ts = event.get("subtype"), event.get("thread_ts")
+    if subtype is not None and (not isinstance(subtype, str) or subtype in _IGNORED_SUBTYPES):
+        return False
+    return thread_ts is None or thread_ts == event.get("ts")
+
+
 def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
     listening = _Listening(threads.config.listen)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        if event.get("subtype") in _IGNORED_SUBTYPES or (event.get("thread_ts") not in (None, event.get("ts"))):
-            return
+        channel, ts = event.get("channel"), event.get("ts")
+        if not isinstance(channel, str) or not isinstance(ts, str) or not _is_new_post(event):
+            return  # an edit, a reply, or not shaped like a post at all: not ours
         post = parse_post(event)
         if post is None:
             return
-        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         if not await listening.allows(channel, client):
             return
         # Slack delivers an event again when it thinks we missed it; the post (channel, ts) is

@@ -25,6 +25,9 @@ from bot.slack.render import help_message, usage_message
 
 log = logging.getLogger(__name__)
 
+# The longest /ops text parsed; longer is answered "too long" unparsed. No command needs a tenth of it.
+MAX_TEXT = 4000
+
 
 def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers, approvals: Approvals) -> None:
     command_name = runtime.settings.command
@@ -44,6 +47,12 @@ async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approval
                   body: dict[str, Any]) -> str:
     prefix = runtime.settings.command
     text = str(body.get("text", ""))
+    if len(text) > MAX_TEXT:
+        # Not parsed at all: a huge word would hold the event loop.
+        log.info("answered a %s of %d characters with \"too long\"", prefix, len(text))
+        error = UsageError(f"That is too long ({len(text):,} characters; at most {MAX_TEXT:,}).", "help")
+        await ack(response_type="ephemeral", text=usage_message(error, prefix).text)
+        return "usage"
     try:
         invocation = runtime.table.parse(text, runtime.settings.default_namespace)
         if invocation.command.mutating:

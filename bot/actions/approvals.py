@@ -75,15 +75,20 @@ class Origin:
     @classmethod
     def of_click(cls, body: dict[str, Any]) -> Origin | None:
         """The person who clicked and where; None when the payload names nobody."""
-        user = body.get("user") or {}
-        if not isinstance(user, dict) or not user.get("id"):
+        user = _object(body.get("user"))
+        if not user.get("id"):
             return None
-        container = body.get("container") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        container = _object(body.get("container"))
+        channel = _object(body.get("channel")).get("id") or container.get("channel_id") or ""
         return cls(user_id=str(user["id"]), user_name=str(user.get("username") or user.get("name") or ""),
                    channel=str(channel), thread_ts=str(container.get("thread_ts") or ""),
                    response_url=str(body.get("response_url", "")),
-                   team=str(user.get("team_id") or (body.get("team") or {}).get("id") or ""))
+                   team=str(user.get("team_id") or _object(body.get("team")).get("id") or ""))
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A payload's field that should be an object; {} when it is anything else (malformed: ignored)."""
+    return value if isinstance(value, dict) else {}
 
 
 # An offer in an alert's thread (offer, thread key, silence seconds, requester, request id, the

@@ -22,9 +22,17 @@ from bot.alerting.model import Alert, AlertStatus, Notification
 from diagnostics.http_api import get_json
 from diagnostics.http_api import parse_time as _parse_time
 
+# One notification may enqueue at most this many alerts: beyond, the webhook answers 503 and
+# Alertmanager retries (a route that groups so much needs a narrower group_by).
+MAX_ALERTS_PER_NOTIFICATION = 1000
+
 
 class AlertPayloadError(ValueError):
     """A webhook body that is not what Alertmanager sends; the message says what is wrong."""
+
+
+class TooManyAlerts(AlertPayloadError):
+    """A notification carrying more than MAX_ALERTS_PER_NOTIFICATION alerts: refused whole."""
 
 
 def _str_map(value: Any, where: str) -> dict[str, str]:
@@ -44,6 +52,9 @@ def parse_webhook(body: Any) -> Notification:
     raw_alerts = body.get("alerts")
     if not isinstance(raw_alerts, list) or not raw_alerts:
         raise AlertPayloadError("alerts must be a non-empty list")
+    if len(raw_alerts) > MAX_ALERTS_PER_NOTIFICATION:
+        raise TooManyAlerts(f"{len(raw_alerts)} alerts in one notification, more than the "
+                            f"{MAX_ALERTS_PER_NOTIFICATION} one may carry")
     alerts = [_webhook_alert(raw, f"alerts[{index}]") for index, raw in enumerate(raw_alerts)]
     status = body.get("status")
     if status not in ("firing", "resolved"):
@@ -143,7 +154,10 @@ def post_from_doc(doc: Mapping[str, Any]) -> AlertPost:
 
 def parse_post(event: Mapping[str, Any]) -> AlertPost | None:
     """An Alertmanager post from a Slack `message` event, or None when it isn't one."""
-    for attachment in event.get("attachments") or ():
+    attachments = event.get("attachments")
+    if not isinstance(attachments, list):
+        return None  # none, or not what Slack sends: not an Alertmanager post
+    for attachment in attachments:
         if not isinstance(attachment, dict):
             continue
         title = str(attachment.get("title") or "").strip()

@@ -56,7 +56,8 @@ def read_click(action: dict[str, Any]) -> tuple[str, str, float] | None:
         return None
     offer = action_id.removeprefix(OFFER_PREFIX)
     if offer == SILENCE:
-        value = str(((action.get("selected_option") or {}).get("value")) or "")
+        selected = action.get("selected_option")
+        value = str((selected.get("value") if isinstance(selected, dict) else None) or "")
         key, _, choice = value.rpartition("|")
         if choice not in SILENCE_CHOICES:
             return None
