@@ -116,6 +116,9 @@ def register(app: AsyncApp, runtime: Runtime, threads: AlertThreads) -> None:
         channel, ts = event.get("channel"), event.get("ts")
         if not isinstance(channel, str) or not isinstance(ts, str) or not _is_new_post(event):
             return  # an edit, a reply, or not shaped like a post at all: not ours
+        if not isinstance(event.get("attachments"), (list, type(None))):
+            log.warning("ignored a message event in %s whose attachments are not a list", channel)
+            return
         post = parse_post(event)
         if post is None:
             return
