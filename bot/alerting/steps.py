@@ -91,8 +91,9 @@ class StepTemplate:
         if missing is not None:
             return Step(f"{self.text} (the alert has no label {missing!r})",
                         problem=f"the alert has no label {missing!r}")
-        text = fill_text(self.text, values, bare_words=not self.promql, display=True)
+        text = self.text
         try:
+            text = fill_text(self.text, values, bare_words=not self.promql, display=True)
             raw, typed = self._filled(values)
             args = {**convert_args(self.command, raw, default_namespace), **typed}
         except UsageError as e:
