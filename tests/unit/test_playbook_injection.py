@@ -9,8 +9,8 @@ from bot.all_sections import Sections
 from bot.checks.prometheus import GraphQuery
 from bot.commands.table import build_table
 from bot.errors import ConfigError
-from diagnostics.prometheus import preset_expr
 from diagnostics.presets import DEFAULT_PRESETS
+from diagnostics.prometheus import preset_expr
 
 TABLE = build_table(Sections())
 CPU_TOP = ("topk(5, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{node=%s}}[5m])))")
