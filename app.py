@@ -190,7 +190,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     if sections is None:
         sections = load_sections(settings)
     table = build_table(sections)
-    validate_steps(sections.playbooks, lambda line: table.parse(line, settings.default_namespace),
+    validate_steps(sections.playbooks, table, settings.default_namespace,
                    settings.config_name)
     delivery, alerts = sections.delivery, sections.alerts
     clients = await Clients.build(settings)

@@ -49,7 +49,7 @@ def main(words: list[str]) -> int:
         settings = load_settings(mode="cli")
         sections = load_sections(settings)
         table = build_table(sections)
-        validate_steps(sections.playbooks, lambda line: table.parse(line, settings.default_namespace),
+        validate_steps(sections.playbooks, table, settings.default_namespace,
                        settings.config_name)
     except ConfigError as e:
         return config_error(e)

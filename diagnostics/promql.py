@@ -33,9 +33,34 @@ def render_matchers(matchers: Iterable[Matcher]) -> str:
     for name, op, value in matchers:
         if op not in _OPERATORS:
             raise ValueError(f"not a PromQL matcher operator: {op!r}")
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        parts.append(f'{name}{op}"{escaped}"')
+        parts.append(f"{name}{op}{string_literal(value)}")
     return ", ".join(parts)
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_string(value: str, quote: str = '"') -> str:
+    """`value` as the inside of a PromQL string literal quoted with `quote` (`"` or `'`): the quote
+    and backslash escaped, anything unprintable as an escape (PromQL takes Go's), so no value can
+    end the literal.
+    """
+    out = []
+    for c in value:
+        if c in ("\\", quote):
+            out.append("\\" + c)
+        elif c in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[c])
+        elif not c.isprintable():
+            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def string_literal(value: str) -> str:
+    """`value` as a double-quoted PromQL string literal."""
+    return '"' + escape_string(value) + '"'
 
 
 def inject_matchers(expr: str, matchers: Iterable[Matcher]) -> str:

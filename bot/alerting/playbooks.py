@@ -1,10 +1,11 @@
 """alertname -> the runbook's investigation, as /ops command lines, and suggested actions.
 
 A playbook step is an /ops command line with `{placeholders}` filled from the alert's
-labels, so a playbook can do exactly what a person can type, and the command table
-validates every step at start. Defaults follow the runbook's "Alert Response Procedures";
-chatops.yaml `playbooks:` overrides or adds per alertname, and `playbook_defaults:` sets
-the fallbacks for labels an alert doesn't carry.
+labels, so a playbook can do exactly what a person can type. The command table reads every
+step once at start (bot.alerting.steps), before any value is known: a label's value fills its
+argument as a value, never as an option, extra words or PromQL syntax. Defaults follow the
+runbook's "Alert Response Procedures"; chatops.yaml `playbooks:` overrides or adds per
+alertname, and `playbook_defaults:` sets the fallbacks for labels an alert doesn't carry.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import re
 import string
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from bot.alerting.model import Alert
+from bot.alerting.steps import EXPR, Step, StepTemplate, fill_text, names, parse_template
+from bot.commands.parser import CommandTable
 from bot.errors import UsageError
 from bot.sections import DEFAULT_FILE, Where, entry, key, list_of, mapping_of, show, text, unknown_key
-
-if TYPE_CHECKING:
-    from bot.commands.model import Invocation
+from diagnostics.promql import string_literal
 
 DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
     "APIServerDown": {
@@ -81,8 +82,6 @@ DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
 # Any other alert: its own expression and what happened in its namespace.
 FALLBACK_PLAYBOOK: dict[str, Any] = {"steps": ["graph {expr}", "events -n {namespace}"], "actions": []}
 
-MISSING_PREFIX = "!missing: "
-
 # The runbook's production names, for alerts whose labels don't say.
 DEFAULT_PARAMETERS = {
     "namespace": "claude-deployment-prod",
@@ -121,45 +120,40 @@ class Playbooks:
         return self.by_name.get(alert.name, self.fallback)
 
     def commands(self, alert: Alert) -> list[str]:
-        """The playbook's steps for this alert, placeholders filled in.
-
-        A step whose placeholder the alert can't fill (a custom `{pod}` on an alert without a
-        pod label) comes back as `MISSING_PREFIX` + what is missing, for the runner to report.
-        """
+        """The playbook's steps for this alert as people read them (PlaybookSteps runs them)."""
         values = parameters(alert, self.defaults)
         out = []
         for step in self.for_alert(alert).steps:
-            try:
-                out.append(step.format_map(values))
-            except KeyError as e:
-                out.append(f"{MISSING_PREFIX}{step} (the alert has no label {e.args[0]!r})")
+            missing = next((name for name in names(step) if name not in values), None)
+            out.append(f"{step} (the alert has no label {missing!r})" if missing
+                       else fill_text(step, values, bare_words=True, display=True))
         return out
 
 
 def parameters(alert: Alert, defaults: Mapping[str, str]) -> dict[str, str]:
     """What fills a step's placeholders: the alert's labels, with fallbacks.
 
-    A label value that could change the command (white space, braces) is ignored, so a
-    label can name an object but never add an option.
+    Any value can fill a placeholder, as a value (bot.alerting.steps). Where there is a fallback,
+    a value that is not one printable word (white space, braces) is passed over for it.
     """
-    labels = {k: v for k, v in alert.labels.items() if _safe_value(v)}
-    values = {**defaults, **labels}
-    values["namespace"] = labels.get("namespace") or labels.get("kubernetes_namespace") or defaults["namespace"]
-    values["deployment"] = (labels.get("deployment") or labels.get("app") or labels.get("service")
+    labels = {k: v for k, v in alert.labels.items() if v}
+    words = {k: v for k, v in labels.items() if _safe_value(v)}
+    values = {**defaults, **{k: v for k, v in labels.items() if k in words or k not in defaults}}
+    values["namespace"] = words.get("namespace") or words.get("kubernetes_namespace") or defaults["namespace"]
+    values["deployment"] = (words.get("deployment") or words.get("app") or words.get("service")
                             or defaults["deployment"])
-    values["app"] = labels.get("app") or labels.get("service") or defaults["app"]
-    instance = labels.get("instance", "")
+    values["app"] = words.get("app") or words.get("service") or defaults["app"]
+    instance = words.get("instance", "")
     values["instance"] = instance or defaults["instance"]
     values["node"] = labels.get("node") or instance.rsplit(":", 1)[0] or ".+"
-    # The expression is the one value that may hold spaces: `graph` and `promql` take the rest
-    # of the line. It comes from the alert rule, not from a label.
-    values["expr"] = " ".join(expression(alert).split()) or f'ALERTS{{alertname="{alert.name}"}}'
+    # The one placeholder that is PromQL: the alert rule's expression, the whole of a
+    # `graph`/`promql` expression (never read for options).
+    values[EXPR] = expression(alert) or f"ALERTS{{alertname={string_literal(alert.name)}}}"
     return values
 
 
 def _safe_value(value: str) -> bool:
-    # A label value goes into a command line: no white space that would split it, no braces
-    # that would be read as placeholders, nothing that isn't printable.
+    # One printable word: no white space, no braces.
     return bool(value) and value.isprintable() and not re.search(r"[\s{}]", value)
 
 
@@ -246,8 +240,35 @@ def load(raw: Any, raw_defaults: Any = None, file: str = DEFAULT_FILE) -> Playbo
                      defaults=load_defaults(raw_defaults, used, file))
 
 
-def validate_steps(playbooks: Playbooks, parse: Callable[[str], "Invocation"], file: str = DEFAULT_FILE) -> None:
-    """Every step, with sample values, must be a valid /ops command: typos stop the bot at start."""
+class PlaybookSteps:
+    """Every playbook's steps read once by the command table; `for_alert` fills them in."""
+
+    def __init__(self, playbooks: Playbooks, table: CommandTable, default_namespace: str,
+                 file: str = DEFAULT_FILE) -> None:
+        self.playbooks = playbooks
+        self.default_namespace = default_namespace
+        self.templates: dict[Playbook, tuple[StepTemplate, ...]] = {}
+        where = Where(file, "playbooks")
+        for playbook in [*playbooks.by_name.values(), playbooks.fallback]:
+            compiled = []
+            for i, step in enumerate(playbook.steps):
+                try:
+                    compiled.append(parse_template(table, step))
+                except UsageError as e:
+                    raise where.key(playbook.alertname).key("steps").item(i).error(
+                        f"{show(step)}: {e.message}") from None
+            self.templates[playbook] = tuple(compiled)
+
+    def for_alert(self, alert: Alert) -> list[Step]:
+        values = parameters(alert, self.playbooks.defaults)
+        return [template.fill(values, self.default_namespace)
+                for template in self.templates[self.playbooks.for_alert(alert)]]
+
+
+def validate_steps(playbooks: Playbooks, table: CommandTable, default_namespace: str,
+                   file: str = DEFAULT_FILE) -> PlaybookSteps:
+    """Every step, with sample values, must be a valid /ops diagnostic: typos stop the bot at start."""
+    steps = PlaybookSteps(playbooks, table, default_namespace, file)
     sample = Alert(fingerprint="0", status="firing", labels={"alertname": "X", "instance": "node-1:9100"},
                    generator_url="http://p/graph?g0.expr=up+%3D%3D+0")
     values = parameters(sample, playbooks.defaults)
@@ -256,13 +277,16 @@ def validate_steps(playbooks: Playbooks, parse: Callable[[str], "Invocation"], f
         def __missing__(self, key: str) -> str:
             return "sample"
 
+        def __contains__(self, key: object) -> bool:
+            return True
+
     where = Where(file, "playbooks")
-    for playbook in [*playbooks.by_name.values(), playbooks.fallback]:
-        for i, step in enumerate(playbook.steps):
+    for playbook, templates in steps.templates.items():
+        for i, template in enumerate(templates):
             at = where.key(playbook.alertname).key("steps").item(i)
-            try:
-                invocation = parse(step.format_map(_Missing(values)))
-            except UsageError as e:
-                raise at.error(f"{show(step)}: {e.message}") from None
-            if invocation.command.run is None or invocation.command.mutating:
-                raise at.error(f"{show(step)} is not a diagnostic")
+            step = template.fill(_Missing(values), default_namespace)
+            if step.invocation is None:
+                raise at.error(f"{show(template.text)}: {step.problem}")
+            if step.invocation.command.run is None or step.invocation.command.mutating:
+                raise at.error(f"{show(template.text)} is not a diagnostic")
+    return steps

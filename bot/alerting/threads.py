@@ -30,14 +30,14 @@ from typing import Any
 from bot.alerting.config import AlertSettings
 from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
 from bot.alerting.model import Alert, Notification, alert_from_doc, alert_to_doc
-from bot.alerting.playbooks import MISSING_PREFIX, Playbooks
+from bot.alerting.playbooks import Playbooks, PlaybookSteps
 from bot.alerting.render import alert_message, investigation_message
 from bot.alerting.state import THREAD_TTL, AlertThread, change_thread, iso, load_thread
+from bot.alerting.steps import Step
 from bot.commands.execute import execute
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
 from bot.commands.report import describe_exception
-from bot.errors import UsageError
 from bot.settings import Settings
 from bot.slack.once import Posted, PostRecord, StoreLedger, post_once
 from bot.slack.poster import Poster
@@ -80,6 +80,7 @@ class AlertThreads:
         self.worker = worker
         self.playbooks = playbooks
         self.table = table
+        self.steps = PlaybookSteps(playbooks, table, settings.default_namespace)
         self.context = context
         self.fetch_active = fetch_active
         self.links = links
@@ -309,7 +310,7 @@ class AlertThreads:
         if thread is None or thread.starts_at != job.payload["starts_at"] or thread.investigation != "pending":
             return
         alert = thread.alert()
-        steps = self.playbooks.commands(alert)
+        steps = self.steps.for_alert(alert)
         actions = list(self.playbooks.for_alert(alert).actions)
         if thread.reply_final is None:
             thread = await self._run_playbook(key, thread, alert, steps, actions)
@@ -320,8 +321,9 @@ class AlertThreads:
                                  list(thread.reply_final["blocks"]))
         await self._change(key, thread, lambda t: t.replace(investigation="done", reply_final=None))
 
-    async def _run_playbook(self, key: str, thread: AlertThread, alert: Alert, steps: list[str],
+    async def _run_playbook(self, key: str, thread: AlertThread, alert: Alert, playbook: list[Step],
                             actions: list[str]) -> AlertThread:
+        steps = [step.text for step in playbook]
         results: list[list[Result] | None] = [None] * len(steps)
         offers = self.offers(key, actions) if self.offers is not None else []
         first = investigation_message(alert, steps, results, actions, self.settings.command, offers)
@@ -333,12 +335,12 @@ class AlertThreads:
 
         editor = _Editor(edit, self.config.edit_interval)
 
-        async def run(index: int, step: str) -> None:
+        async def run(index: int, step: Step) -> None:
             results[index] = await self._run_step(step)
             editor.poke()
 
         try:
-            await asyncio.gather(*(run(i, s) for i, s in enumerate(steps)))
+            await asyncio.gather(*(run(i, s) for i, s in enumerate(playbook)))
         finally:
             await editor.stop()
         final = investigation_message(alert, steps, results, actions, self.settings.command, offers)
@@ -352,18 +354,14 @@ class AlertThreads:
                     log.warning("uploading %s failed: %s", file.filename, describe_exception(e))
         return thread
 
-    async def _run_step(self, step: str) -> list[Result]:
-        if step.startswith(MISSING_PREFIX):
-            return [Result.error(step[len(MISSING_PREFIX):], "playbook step skipped: " + step[len(MISSING_PREFIX):])]
+    async def _run_step(self, step: Step) -> list[Result]:
+        if step.invocation is None:  # a label it lacks, a value that doesn't fit: the other steps still run
+            return [Result.error(step.text, "playbook step skipped: " + step.problem)]
         try:
-            invocation = self.table.parse(step, self.settings.default_namespace)
-        except UsageError as e:
-            return [Result.error(step, f"playbook step is not a valid command: {e.message}")]
-        try:
-            report = await execute(invocation, self.context)
+            report = await execute(step.invocation, self.context)
         except Exception as e:  # noqa: BLE001 - the other steps still post
-            log.exception("playbook step %r failed", step)
-            return [Result.error(step, describe_exception(e))]
+            log.exception("playbook step %r failed", step.text)
+            return [Result.error(step.text, describe_exception(e))]
         return report.results
 
 

@@ -31,6 +31,14 @@ class CommandTable:
         return iter(self.commands.values())
 
     def parse(self, text: str, default_namespace: str) -> Invocation:
+        command, raw, words = self.read(text)
+        return Invocation(command=command, args=convert_args(command, raw, default_namespace), text=" ".join(words))
+
+    def read(self, text: str) -> tuple[Command, dict[str, str], list[str]]:
+        """The command `text` names, its arguments' text by name (not converted yet), and its words.
+
+        Which words are options and which argument each word is are settled here, from the text
+        alone: playbook steps read their templates this way before any value is filled in."""
         words = split_words(text)
         if not words:
             raise UsageError("Which check? Try `help` for the list.")
@@ -43,8 +51,7 @@ class CommandTable:
             hint = difflib.get_close_matches(name, list(self.commands), n=1, cutoff=0.5)
             suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
             raise UsageError(f"Unknown command `{words[0]}`.{suggestion} Try `help` for the list.")
-        args = _parse_args(command, rest, default_namespace)
-        return Invocation(command=command, args=args, text=" ".join(words))
+        return command, _read_words(command, rest), words
 
 
 def normalise_quotes(text: str) -> str:
@@ -57,10 +64,6 @@ def split_words(text: str) -> list[str]:
         return shlex.split(normalise_quotes(text))
     except ValueError as e:  # e.g. an unclosed quote
         raise UsageError(f"Could not read the arguments: {e}.") from None
-
-
-def _parse_args(command: Command, words: list[str], default_namespace: str) -> Args:
-    return _convert(command, _read_words(command, words), default_namespace)
 
 
 # A negative number is a value (`scale checkout -1` is a bad replica count, not an unknown option).
@@ -123,7 +126,7 @@ def _option_value(arg: Arg, flag: str, inline: str, words: list[str], i: int, us
     raise UsageError(f"`{flag}` needs a value.", usage)
 
 
-def _convert(command: Command, raw: dict[str, str], default_namespace: str) -> Args:
+def convert_args(command: Command, raw: dict[str, str], default_namespace: str) -> Args:
     """Each argument's value: converted from its text, else its default; a missing required one is an error."""
     usage = command.usage
     values: Args = {}
