@@ -23,6 +23,7 @@ from bot.commands.table import build_table
 from bot.errors import ConfigError, UsageError
 from bot.runtime.logsetup import setup_logging
 from bot.settings import Settings, load_settings
+from bot.slack.mrkdwn import plain, redact
 from bot.slack.render import help_text, report_text
 from diagnostics.result import Status
 
@@ -84,7 +85,8 @@ async def run_cli(settings: Settings, table: CommandTable, words: list[str]) -> 
             print(help_text(table, PROGRAM, clients.unconfigured()), end="")
             return 0
         report = await execute(invocation, Context(settings, clients, store=store))
-        print(report_text(report), end="")
+        # Backend text as the terminal shows it: no escape sequences, no credentials.
+        print(redact(plain(report_text(report)), settings.secrets()), end="")
         save_files(report)
         return STATUS_EXIT[report.status]
     finally:

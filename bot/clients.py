@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.settings import Settings, safe_url
+from bot.settings import Settings, database_location, safe_url
 from diagnostics.blocking import BlockingPool
 from diagnostics.cache import QueryCache
 
@@ -164,10 +164,11 @@ class Clients:
             "alertmanager": ("Alertmanager", s.alertmanager_url),
             "elasticsearch": ("Elasticsearch", s.elasticsearch_url),
             "aws": ("AWS", s.aws_endpoint_url or f"region {s.aws_region}"),
-            "database": ("PostgreSQL", s.database_url),
             "grafana": ("Grafana", s.grafana_url),
             "http": ("HTTP", "the configured dependencies"),
         }
+        if backend == "database":  # only where it is: host:port/database
+            return BackendLocation("PostgreSQL", database_location(s.database_url))
         name, location = locations[backend]
         return BackendLocation(name, safe_url(location))
 

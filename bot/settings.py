@@ -12,11 +12,12 @@ module knows no checks and no commands.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -97,6 +98,7 @@ class Settings:
                 self.alertmanager_webhook_token,
                 self.elasticsearch_password,
                 self.elasticsearch_api_key,
+                *database_passwords(self.database_url),
             )
             if s
         )
@@ -265,11 +267,49 @@ def _http_url(name: str, value: str) -> str:
 
 def _database_url(value: str) -> str:
     parts = urlsplit(value)
+    if parts.netloc.count("@") > 1:  # said without the URL: the password is around the @s
+        raise ConfigError(
+            f"DATABASE_URL (database {database_location(value)}) has more than one @ before the host: "
+            "write an @ in the user name or password as %40"
+        )
     if parts.scheme not in ("postgres", "postgresql") or not (parts.hostname or parts.query):
         raise ConfigError(
             f"DATABASE_URL={_safe(value)!r} is not a PostgreSQL URL: use postgresql://user@host:5432/dbname"
         )
     return value
+
+
+# The connection parameters libpq reads a password from: `password` and `sslpassword` (the
+# client key's passphrase), in a URL's query string or a `key=value` connection string.
+_PASSWORD_KEYS = ("password", "sslpassword")
+_PASSWORD_PARAMETER = re.compile(r"(?i)(^|[?&;\s])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)")
+
+
+def database_location(url: str) -> str:
+    """Where a DATABASE_URL points, as it may be shown anywhere: host:port/database, nothing else
+    (no user, no password, no other parameter)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    host = parts.netloc.rpartition("@")[2]
+    if not host:
+        host = query.get("host", "localhost") + (f":{query['port']}" if query.get("port") else "")
+    database = unquote(parts.path.lstrip("/")) or query.get("dbname", "")
+    return f"{unquote(host)}/{database}"
+
+
+def database_passwords(url: str) -> tuple[str, ...]:
+    """Every password a DATABASE_URL carries (as written and decoded), for the redaction list: the
+    URL's own (`user:password@`, taken up to the last @) and `password=` / `sslpassword=`."""
+    if not url:
+        return ()
+    parts = urlsplit(url)
+    found = []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        found.append(userinfo.partition(":")[2])
+    found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if name in _PASSWORD_KEYS]
+    found += [m.group(3).strip("'") for m in _PASSWORD_PARAMETER.finditer(parts.query)]
+    return tuple(dict.fromkeys(p for value in found for p in (value, unquote(value)) if p))
 
 
 def _state_url(value: str) -> str:
@@ -312,15 +352,20 @@ def _in_cluster(env: Mapping[str, str]) -> bool:
 
 
 def _safe(url: str) -> str:
-    """A URL as it may be shown: without its password."""
+    """A URL as it may be shown: without its password, whether in the user part (up to the last
+    @, so an unencoded @ in the password hides all of it) or a `password=` parameter."""
     parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}:***@{host}" if ":" in userinfo else parts.netloc
+    query = _PASSWORD_PARAMETER.sub(r"\1\2***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def safe_url(url: str) -> str:
     return _safe(url)
 
 
-__all__ = ["SECTIONS", "ConfigError", "Settings", "load_settings", "safe_url"]
+__all__ = ["SECTIONS", "ConfigError", "Settings", "database_location", "database_passwords", "load_settings",
+           "safe_url"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from dataclasses import dataclass
 
@@ -77,8 +78,13 @@ async def _probe(session: aiohttp.ClientSession, dep: Dependency, timeout: float
 
 
 def connect_reason(error: BaseException | None, fallback: str = "") -> str:
-    """Why a connection failed, as the OS says it ("Connection refused"), not asyncio's wording."""
-    errno = getattr(getattr(error, "os_error", None), "errno", None)
+    """Why a connection failed, as the OS says it ("Connection refused"), not asyncio's wording;
+    a name that does not resolve says so (the OS's words would be `Unknown error -2`)."""
+    os_error = getattr(error, "os_error", None)
+    if isinstance(os_error, socket.gaierror):
+        host = getattr(error, "host", "")
+        return f"DNS lookup failed for {host}" if host else "DNS lookup failed"
+    errno = getattr(os_error, "errno", None)
     return os.strerror(errno) if errno else fallback or str(error)
 
 

@@ -39,7 +39,7 @@ async def request(session: aiohttp.ClientSession, url: str, *, backend: str, loc
     except TimeoutError:
         raise BackendError(f"{backend}: timed out after {timeout:g} s at {location}") from None
     except aiohttp.ClientConnectorError as e:
-        reason = connection_reason(e.os_error)
+        reason = connection_reason(e.os_error, e.host)
         raise BackendError(f"{backend}: cannot connect to {location}: {reason}") from None
     except aiohttp.ClientError as e:
         detail = f"{type(e).__name__}: {one_line(str(e))}"
@@ -57,12 +57,12 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, lo
         raise BackendError(f"{backend}: answer from {location} is not JSON: {snippet(body)}") from None
 
 
-def connection_reason(error: BaseException | None) -> str:
-    """"connection refused", "cannot resolve the host name", or the OS's words."""
+def connection_reason(error: BaseException | None, host: str = "") -> str:
+    """"connection refused", "DNS lookup failed for <host>", or the OS's words."""
     if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
         return "connection refused"
     if isinstance(error, socket.gaierror):
-        return "cannot resolve the host name"
+        return f"DNS lookup failed for {host}" if host else "DNS lookup failed"
     text = one_line(getattr(error, "strerror", None) or str(error or ""))
     return text or "cannot connect"
 

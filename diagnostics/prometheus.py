@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from prometheus_api_client import PrometheusApiClientException
@@ -190,7 +190,7 @@ def request_error_message(e: requests.RequestException, location: str, timeout: 
         if "Connection refused" in text:
             reason = "connection refused"
         elif "resolve" in text or "Name or service not known" in text:
-            reason = "cannot resolve the host name"
+            reason = f"DNS lookup failed for {urlsplit(location).hostname or location}"
         else:
             reason = type(e).__name__
         return f"Prometheus: cannot connect to {location}: {reason}"

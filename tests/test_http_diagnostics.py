@@ -163,3 +163,17 @@ def test_a_bad_dependency_entry_is_a_one_line_config_error(deps, message):
     with pytest.raises(ConfigError) as caught:
         dependencies(deps)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+async def test_a_host_name_that_does_not_resolve_says_the_dns_lookup_failed(session):
+    result = await probe(session, Dependency("nowhere", "http://no-such-host.invalid/", timeout=5))
+    assert result.rows[0].detail == "cannot connect: DNS lookup failed for no-such-host.invalid"
+
+
+async def test_an_api_backend_whose_name_does_not_resolve_says_the_dns_lookup_failed(session):
+    from diagnostics.http_api import BackendError, request
+
+    with pytest.raises(BackendError, match="cannot connect to http://no-such-host.invalid: DNS lookup failed for "
+                                           "no-such-host.invalid$"):
+        await request(session, "http://no-such-host.invalid/api", backend="Prometheus",
+                      location="http://no-such-host.invalid", timeout=5)

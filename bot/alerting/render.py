@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block, DividerBlock, MarkdownTextObject, SectionBlock
 
 from bot.alerting.model import Alert
-from bot.slack.mrkdwn import link_url, safe, truncate
-from bot.slack.render import FIELD_LIMIT, MAX_TEXT, SECTION_LIMIT, Message, fit_blocks, result_blocks
+from bot.slack.mrkdwn import code, link, safe, truncate
+from bot.slack.render import FIELD_LIMIT, MAX_TEXT, Message, context, fit_blocks, result_blocks, section
 from diagnostics.durations import spoken_duration
 from diagnostics.result import Result
 
@@ -30,19 +30,19 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
     text = f"{head}\n{safe(summary)}"
     if alert.description:
         text += f"\n{safe(alert.description)}"
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))]
+    blocks: list[Block] = [section(text)]
     fields = [
         MarkdownTextObject(text=truncate(f"*{safe(k)}*\n{safe(alert.labels[k])}", FIELD_LIMIT))
         for k in KEY_LABELS if alert.labels.get(k)
     ][:10]
     if fields:
         blocks.append(SectionBlock(fields=fields))
-    context = []
+    about = []
     if alert.starts_at is not None:
-        context.append(f"firing since {alert.starts_at.strftime('%Y-%m-%d %H:%M UTC')}")
-    context.extend(f"<{link_url(url)}|{safe(label)}>" for label, url in links if url)
-    context.append(f"fingerprint `{safe(alert.fingerprint)}`")
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]))
+        about.append(f"firing since {alert.starts_at.strftime('%Y-%m-%d %H:%M UTC')}")
+    about.extend(link(url, label) for label, url in links if url)
+    about.append(f"fingerprint {code(alert.fingerprint)}")
+    blocks.append(context(" · ".join(about)))
     state = "RESOLVED" if resolved_after is not None else severity.upper()
     fallback = f"[{state}] {alert.name}: {summary}"
     return Message(text=truncate(safe(fallback), MAX_TEXT), blocks=fit_blocks(blocks))
@@ -57,20 +57,20 @@ def investigation_message(alert: Alert, steps: Sequence[str], results: Sequence[
         head = f":mag: *Investigating {safe(alert.name)}* — {len(steps) - len(running)}/{len(steps)} checks done"
     else:
         head = f":mag: *Investigation · {safe(alert.name)}* — {len(steps)} checks"
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=head))]
+    blocks: list[Block] = [section(head)]
     for step, done in zip(steps, results, strict=False):
         if done is None:
             continue
         blocks.append(DividerBlock())
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"`{safe(prefix)} {safe(step)}`")]))
+        blocks.append(context(code(f"{prefix} {step}")))
         for result in done:
             blocks.extend(result_blocks(result))
     if running:
-        waiting = ", ".join(f"`{safe(step.split()[0])}`" for step in running)
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":hourglass_flowing_sand: running: {waiting}")]))
+        waiting = ", ".join(code(step.split()[0] if step.split() else step) for step in running)
+        blocks.append(context(f":hourglass_flowing_sand: running: {waiting}"))
     if actions:
         names = ", ".join(safe(a) for a in actions)
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f":wrench: Runbook mitigations: {names}")]))
+        blocks.append(context(f":wrench: Runbook mitigations: {names}"))
     worst = [r for done in results if done for r in done]
     summary = "; ".join(f"{r.title}: {r.summary}" for r in worst if not r.status.is_healthy)[:500]
     text = f"Investigation of {alert.name}" + (f" — {summary}" if summary else "")

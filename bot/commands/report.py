@@ -68,11 +68,13 @@ def describe_exception(e: BaseException) -> str:
 
 
 def _slack_error(e: BaseException) -> str:
-    """The `error` field of a Slack Web API answer (slack_sdk's SlackApiError), if any."""
+    """The `error` field of a Slack Web API answer (slack_sdk's SlackApiError), if any; its HTTP
+    status when Slack answered with no JSON (a 500's HTML page)."""
     response = getattr(e, "response", None)
-    get = getattr(response, "get", None)
-    if callable(get):
-        error = get("error")
-        if isinstance(error, str):
-            return error
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
+    status = getattr(response, "status_code", None)
+    if response is not None and isinstance(status, int) and status >= 400:
+        return f"HTTP {status}"
     return ""

@@ -124,7 +124,7 @@ class CommandAnswers:
             return await post_once(self.poster, ledger, request.channel, message.text, message.blocks,
                                    clock=self.store.clock)
         except SlackApiError as e:
-            error = e.response.get("error", "")
+            error = e.response.data.get("error", "") if isinstance(e.response.data, dict) else ""
             if error not in _POST_VIA_RESPONSE_URL:
                 raise  # Slack failing: the job is retried
             log.info("chat.postMessage to %s failed with %s; answering through response_url", request.channel, error)

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.commands.report import Report
-from bot.slack.mrkdwn import link_url, safe, truncate
+from bot.slack.mrkdwn import code_body, link, safe, truncate
 from diagnostics.result import Result, Row, Status
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def report_message(report: Report, footer: str = "") -> Message:
             blocks.append(DividerBlock())
         blocks.extend(result_blocks(result))
     if footer:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(footer, SECTION_LIMIT))]))
+        blocks.append(context(footer))
     return Message(text=fallback_text(report), blocks=fit_blocks(blocks))
 
 
@@ -69,7 +69,7 @@ def fallback_text(report: Report) -> str:
 
 def result_blocks(result: Result) -> list[Block]:
     head = f"{EMOJI[result.status]} *{safe(result.title)}*\n{safe(result.summary)}"
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=truncate(head, SECTION_LIMIT)))]
+    blocks: list[Block] = [section(head)]
     if result.fields:
         items = list(result.fields.items())
         fields = [
@@ -86,8 +86,8 @@ def result_blocks(result: Result) -> list[Block]:
     if result.lines:
         blocks.extend(_code_blocks(result.lines))
     if result.links:
-        links = " · ".join(f"<{link_url(link.url)}|{safe(link.label)}>" for link in result.links)
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(links, SECTION_LIMIT))]))
+        links = " · ".join(link(each.url, each.label) for each in result.links)
+        blocks.append(context(links))
     return blocks
 
 
@@ -123,8 +123,7 @@ def _sections(lines: Iterable[str]) -> list[Block]:
 
 def _code_blocks(lines: list[str]) -> list[Block]:
     shown = lines[:MAX_CODE_LINES]
-    # Backticks would close the code fence early.
-    body = "\n".join(safe(line).replace("```", "'''") for line in shown)
+    body = code_body(shown)
     budget = SECTION_LIMIT - 8
     blocks: list[Block] = []
     if len(body) > budget:
@@ -137,7 +136,17 @@ def _code_blocks(lines: list[str]) -> list[Block]:
 
 
 def _note(text: str) -> Block:
-    return ContextBlock(elements=[MarkdownTextObject(text=f":scissors: {text}")])
+    return context(f":scissors: {text}")
+
+
+def context(text: str) -> Block:
+    """A context block of one mrkdwn text, cut to Slack's limit."""
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, SECTION_LIMIT))])
+
+
+def section(text: str) -> Block:
+    """A section of one mrkdwn text, cut to Slack's limit."""
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))
 
 
 def fit_blocks(blocks: list[Block], reserve: int = 0) -> list[dict]:
@@ -171,8 +180,8 @@ def result_text(result: Result) -> str:
     if result.lines:
         out.append("")
         out.extend(f"  {line}" for line in result.lines)
-    for link in result.links:
-        out.append(f"  {link.label}: {link.url}")
+    for each in result.links:
+        out.append(f"  {each.label}: {each.url}")
     return "\n".join(out)
 
 
@@ -209,7 +218,7 @@ def help_lines(commands: Iterable["Command"], prefix: str, unconfigured: dict[st
 
 def help_message(commands: Iterable["Command"], prefix: str, unconfigured: dict[str, str]) -> Message:
     rows = [f"`{safe(usage)}`\n        {safe(text)}" for usage, text in help_lines(commands, prefix, unconfigured)]
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{safe(prefix)} commands*"))]
+    blocks: list[Block] = [section(f"*{safe(prefix)} commands*")]
     blocks.extend(_sections(rows))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
         text="Options follow kubectl: `-n prod`, `--namespace=prod`. Results post in the channel; "

@@ -357,7 +357,13 @@ def _elements_problems(most: int) -> Callable[[dict[str, Any], str], list[str]]:
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= most:
             return [f"[ERROR] must have 1 to {most} items [json-pointer:{at}/elements]"]
-        return []
+        # A text element (mrkdwn or plain_text) holds at most 3000 characters, like a section's.
+        return [
+            problem
+            for j, element in enumerate(elements)
+            if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text")
+            for problem in _length_problem(_text_of(element), MAX_SECTION_TEXT, f"{at}/elements/{j}/text")
+        ]
 
     return problems
 

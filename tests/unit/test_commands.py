@@ -81,3 +81,19 @@ def test_docs_generator_writes_every_usage_into_the_readme_table(table):
     for command in table:
         assert f"`/ops {command.usage}`".replace("|", "\\|") in text  # a table cell escapes its pipes
         assert command.name in usage_hint(table)
+
+
+def test_slack_answering_500_without_json_is_described_as_such():
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.slack_response import SlackResponse
+
+    from bot.commands.report import describe_exception
+
+    def answer(status: int, data: object) -> SlackApiError:
+        response = SlackResponse(client=None, http_verb="POST", api_url="u", req_args={}, data=data,  # type: ignore[arg-type]
+                                 headers={}, status_code=status)
+        return SlackApiError("failed", response)
+
+    assert describe_exception(answer(500, "<html>Internal Server Error</html>")) == "Slack answered HTTP 500"
+    assert describe_exception(answer(200, {"ok": False, "error": "channel_not_found"})) == \
+        "Slack answered channel_not_found"

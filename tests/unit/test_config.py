@@ -165,3 +165,54 @@ def test_terminal_command_without_kubernetes_says_how_to_configure_it(tmp_path):
     proc = _run_app(["ops", "pods", "checkout", "-n", "prod"], {}, tmp_path)
     assert proc.returncode == 3
     assert "Kubernetes is not configured (set KUBECONFIG" in proc.stdout
+
+
+# --- DATABASE_URL: every password form libpq reads is a secret; only host:port/db is shown ------
+
+
+@pytest.mark.parametrize("url, password", [
+    ("postgresql://app:pw-Secret1@db:5432/app", "pw-Secret1"),
+    ("postgresql://app@db:5432/app?password=pw-Secret2", "pw-Secret2"),
+    ("postgresql://app@db:5432/app?sslmode=require&password=pw%26Secret3", "pw&Secret3"),
+    ("postgresql://app@db:5432/app?sslpassword=key-Secret4", "key-Secret4"),
+    ("postgres://app:pw%40Secret5@db:5432/app", "pw@Secret5"),
+])  # fmt: skip
+def test_database_passwords_are_secrets_and_never_in_the_location(url, password):
+    from bot.settings import database_location, safe_url
+    from bot.slack.mrkdwn import redact
+
+    settings = load_settings({"DATABASE_URL": url}, mode="cli")
+    assert password in settings.secrets()
+    assert database_location(url) == "db:5432/app"
+    for shown in (safe_url(url), redact(url), redact(f"connecting to {url} failed", settings.secrets())):
+        assert password not in shown and password.replace("&", "%26").replace("@", "%40") not in shown
+
+
+def test_database_location_from_query_parameters_and_several_hosts():
+    from bot.settings import database_location
+
+    assert database_location("postgresql:///app?host=/run/postgresql&port=5433") == "/run/postgresql:5433/app"
+    assert database_location("postgresql://u:p@h1:5432,h2:5433/app?password=x") == "h1:5432,h2:5433/app"
+
+
+def test_redaction_covers_key_value_connection_strings_and_an_unencoded_at():
+    from bot.slack.mrkdwn import redact
+
+    out = redact("dsn host=db password='two words' sslpassword=k3y user=app; url postgresql://app:p@ss@db/app")
+    assert "two words" not in out and "k3y" not in out and "p@ss" not in out and "ss@db" not in out
+    assert "host=db" in out and "user=app" in out and "@db/app" in out
+
+
+def test_an_unencoded_at_in_the_database_password_is_refused_at_start_without_the_password():
+    with pytest.raises(ConfigError) as e:
+        load_settings({**SLACK, "DATABASE_URL": "postgresql://app:hunt@er2@db:5432/app"}, mode="serve")
+    message = str(e.value)
+    assert "hunt" not in message and "er2" not in message and "\n" not in message
+    assert "DATABASE_URL" in message and "db:5432/app" in message and "%40" in message
+
+
+def test_app_with_an_ambiguous_database_url_exits_2_with_one_line(tmp_path):
+    proc = _run_app([], {**SLACK, "DATABASE_URL": "postgresql://app:hunt@er2@db/app"}, tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "hunt" not in proc.stderr + proc.stdout and "er2" not in proc.stderr + proc.stdout

@@ -36,4 +36,50 @@ def test_text_files_lose_their_credentials_and_images_are_untouched():
     log = FileAttachment("logs.txt", b"connecting to postgresql://app:s3cret@db/app\nok", mimetype="text/plain")
     assert b"s3cret" not in safe_file(log).content and b"ok" in safe_file(log).content
     png = FileAttachment("chart.png", b"\x89PNG postgresql://app:s3cret@db", mimetype="image/png")
-    assert safe_file(png) is png
+    assert safe_file(png) == png  # content untouched
+
+
+# --- control and bidirectional characters, backtick fences ---------------------------------------
+
+HOSTILE = "\x1b[31mERROR\x1b[0m \u202egnp.exe\u202c \u2066x\u2069 a\u200bb \x07bell\x00 \x9b1m \x1b]0;title\x07done"
+
+
+def test_safe_removes_ansi_codes_bidi_and_zero_width_controls_and_keeps_newlines_and_tabs():
+    from bot.slack.mrkdwn import plain, safe
+
+    out = safe(HOSTILE + "\nnext\tcol\r")
+    assert out == "ERROR gnp.exe x ab bell  done\nnext\tcol"
+    for char in ("\x1b", "\u202e", "\u202c", "\u2066", "\u2069", "\u200b", "\x07", "\x00", "\x9b", "\r"):
+        assert char not in out
+    assert plain("\u200e\u200f\u202a\u202b\u202d\u2067\u2068\ufeff\u061c\x7f") == ""
+
+
+def test_backticks_in_outside_text_cannot_open_a_code_block():
+    from bot.slack.mrkdwn import code, code_body, safe
+
+    assert "```" not in safe("detail ```` then") and safe("a `b` c") == "a `b` c"
+    assert "``" not in safe("x``") + "`"  # nor when a span's closing backtick follows
+    assert code("a``\nb`") == "`a'' b'`"
+    assert code_body(["```\x1b[1mbold", "x`"]) == "'''bold\nx'"
+
+
+def test_only_http_urls_become_links():
+    from bot.slack.mrkdwn import link
+
+    assert link("https://prom/graph?g0.expr=a|b", "Prometheus") == "<https://prom/graph?g0.expr=a%7Cb|Prometheus>"
+    for url in ("javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "data:text/html,<b>x</b>",
+                "\u202ejavascript:x", "file:///etc/passwd", "//evil"):
+        out = link(url, "Prometheus <!here>")
+        assert "<" not in out and ">" not in out and out.startswith("Prometheus &lt;!here&gt;: ")
+
+
+def test_file_titles_and_names_cannot_mention_or_link_and_twice_is_as_once():
+    from bot.slack.mrkdwn import safe_file
+    from diagnostics.result import FileAttachment
+
+    chart = FileAttachment("<!everyone>.png", b"\x89PNG", title='label_replace(up, "x", "<!everyone>", "", "")\u202e',
+                           mimetype="image/png")
+    once = safe_file(chart)
+    assert "<" not in once.title + once.filename and ">" not in once.title + once.filename
+    assert "‹!everyone›" in once.title and "\u202e" not in once.title
+    assert safe_file(once) == once and len(safe_file(FileAttachment("f", b"", title="t" * 5000)).title) <= 250

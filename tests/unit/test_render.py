@@ -82,3 +82,56 @@ def test_alert_links_carry_no_credentials_and_cannot_break_the_link():
     dumped = json.dumps(message.blocks)
     assert "S3cret" not in dumped
     assert "g0.expr=a%7Cb%3Ec|Graph" in dumped
+
+
+def test_control_characters_and_backticks_from_a_pod_and_its_logs_are_neutralised():
+    row = Row(("web-1\u202e", "Running", "0/1", "3"), Status.CRITICAL, "\x1b[31mOOMKilled\x1b[0m ```exit 137")
+    result = _pods_result([row], lines=["\x1b[1;31mERROR\x1b[0m \u202edeliver\u202c \x07 ``` `x`"])
+    message = report_message(Report("t", [result]))
+    dumped = json.dumps(message.blocks, ensure_ascii=False) + message.text
+    for char in ("\x1b", "\u202e", "\u202c", "\x07"):
+        assert char not in dumped
+    assert "*web-1* — OOMKilled '''exit 137" in dumped
+    texts = [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b]
+    code_blocks = [t for t in texts if t.startswith("```")]
+    assert code_blocks == ["```ERROR deliver  ''' 'x'```"]
+    assert sum(t.count("```") for t in texts) == 2  # the one block opens and closes, nothing else does
+
+
+def _alert(name: str, **labels: str):
+    from bot.alerting.model import Alert
+
+    return Alert(fingerprint="ab", status="firing", labels={"alertname": name, "severity": "critical", **labels},
+                 annotations={"summary": "s " * 3000, "description": "d" * 5000})
+
+
+def test_a_4000_character_alertname_and_long_labels_fit_every_slack_limit():
+    from bot.alerting.render import alert_message, investigation_message
+    from tests.fakes.slack import block_problems
+
+    alert = _alert("A" * 4000, namespace="n" * 4000, pod="p" * 3000)
+    links = [("Prometheus", "https://prom/graph?g0.expr=" + "x" * 4000), ("Runbook", "https://r/" + "y" * 4000)]
+    results = [[Result(Status.CRITICAL, "T" * 4000, "S" * 4000, fields={"k" * 3000: "v" * 3000},
+                       rows=[Row(("r" * 4000,), Status.CRITICAL, "d" * 4000)], lines=["l" * 4000],
+                       links=[Link("L" * 4000, "https://x/" + "z" * 4000)], folded_rows_note="f" * 4000)], None]
+    messages = [
+        alert_message(alert, links),
+        alert_message(alert, links, resolved_after=60),
+        investigation_message(alert, ["db " + "s" * 4000, "rds " + "t" * 4000], results, ["a" * 4000]),
+        investigation_message(alert, ["db", "rds"], [results[0], results[0]], ["scale-up"], prefix="/" + "o" * 4000),
+    ]
+    for message in messages:
+        assert block_problems(message.blocks) == [], message.blocks
+        assert len(message.text) <= 4000
+        assert "…" in json.dumps(message.blocks, ensure_ascii=False)  # the cut is visible
+
+
+def test_a_generator_url_that_is_not_http_is_plain_text_not_a_link():
+    from bot.alerting.render import alert_message
+
+    message = alert_message(_alert("X"), [("Prometheus", "javascript:alert(1)"), ("Runbook", "data:text/html,x"),
+                                          ("Grafana", "https://grafana/d/x")])
+    (context,) = [b for b in message.blocks if b["type"] == "context"]
+    text = context["elements"][0]["text"]
+    assert "Prometheus: javascript:alert(1)" in text and "Runbook: data:text/html,x" in text
+    assert "<javascript" not in text and "<data" not in text and "<https://grafana/d/x|Grafana>" in text
