@@ -22,6 +22,7 @@ from bot.actions.commands import Requester
 from bot.actions.config import ActionsConfig
 from bot.alerting.playbooks import Playbooks, parameters
 from bot.alerting.state import load_thread
+from bot.commands.args import k8s_name, k8s_namespace
 from bot.errors import UsageError
 from bot.state.store import Store
 from operations.model import Breaker, Limits, Scale, Silence, Spec
@@ -93,7 +94,9 @@ class Offers:
         if offer != SILENCE and offer not in self.playbooks.for_alert(alert).actions:
             raise UsageError(f"{offer} is not a mitigation of {alert.name}")
         values = parameters(alert, self.playbooks.defaults)
-        namespace, deployment = values["namespace"], values["deployment"]
+        # Label values name the objects: only valid Kubernetes names (UsageError names the label).
+        namespace = _named(k8s_namespace, values["namespace"], "namespace")
+        deployment = _named(k8s_name, values["deployment"], "deployment")
         spec: Spec
         if offer == "scale-up":
             current, maximum = await self.replicas(namespace, deployment), self.max_replicas()
@@ -114,6 +117,13 @@ class Offers:
             spec = Silence(matchers=matchers, seconds=seconds, created_by=requester.name or requester.user_id,
                            comment=f"{alert.name}: silenced from its Slack thread", request=request_id)
         return spec, thread.channel, thread.ts
+
+
+def _named(convert: Callable[[str, str], str], value: str, what: str) -> str:
+    try:
+        return convert(value, what)
+    except UsageError as e:
+        raise UsageError(f"the alert's {what} is not usable: {e.message}") from None
 
 
 def scaled_up(current: int, maximum: int | None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -132,3 +133,32 @@ def test_the_confirm_dialog_says_not_set_rather_than_none():
                                "oncall", False)
     (confirm,) = [e["confirm"] for e in elements(message) if "confirm" in e]
     assert confirm["text"]["text"] == "silence (not set) → alertname=X for 1 h"
+
+
+async def test_an_offer_for_an_alert_whose_labels_name_no_valid_deployment_is_refused(tmp_path):
+    from bot.actions.config import ActionsConfig
+    from bot.alerting.model import Alert
+    from bot.alerting.offers import Offers
+    from bot.alerting.playbooks import Playbooks
+    from bot.alerting.state import AlertThread, change_thread
+    from bot.state.store import open_store
+
+    alert = Alert(fingerprint="fp", status="firing", starts_at=datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc),
+                  labels={"alertname": "APIServerDown", "deployment": "--previous", "namespace": "prod"})
+    asked: list[tuple[str, str]] = []
+
+    async def replicas(namespace: str, deployment: str) -> int:
+        asked.append((namespace, deployment))
+        return 3
+
+    store = open_store(f"sqlite:///{tmp_path}/state.db")
+    try:
+        await change_thread(store, "thread:webhook:fp",
+                            lambda _: AlertThread.open(alert, "webhook", "C0ALERTS01", "1.000100", 0.0))
+        offers = Offers(store, Playbooks(), ActionsConfig(), replicas, lambda: 20)
+        with pytest.raises(UsageError) as refused:
+            await offers.spec("scale-up", "thread:webhook:fp", 0.0, Requester("U0ALICE001", "alice"), "r1",
+                              "C0ALERTS01")
+    finally:
+        await store.close()
+    assert "the alert's deployment is not usable" in refused.value.message and asked == []
