@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable
@@ -243,7 +245,29 @@ async def serve(settings: Settings, sections: Sections) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await bot.stop()
+    _exit_if_held_up(EXIT_DEADLINE_SECONDS)
     return 0
+
+
+# After the bot has stopped, the process exits within this many seconds whatever thread is left.
+EXIT_DEADLINE_SECONDS = 3.0
+
+
+def _exit_if_held_up(seconds: float) -> None:
+    """The blocking pools' threads are daemon threads, so nothing should hold up the exit; but
+    a library's non-daemon thread (the loop's default executor resolving a name, say) is joined at
+    exit, however long it takes. Past `seconds`, log which threads are left and exit at once
+    (os._exit, after flushing the logs): the bot has stopped and the store is closed."""
+    def watch() -> None:
+        time.sleep(seconds)
+        left = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
+                and t is not threading.main_thread()]
+        log.warning("exit held up %g s after stopping (threads: %s); exiting now", seconds,
+                    ", ".join(left) or "none")
+        logging.shutdown()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-deadline", daemon=True).start()
 
 
 if __name__ == "__main__":

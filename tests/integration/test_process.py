@@ -135,3 +135,121 @@ async def test_stop_lets_the_command_in_flight_finish_and_turns_new_ones_away(
     # The command that was running when the stop began still posted its answer.
     (message,) = fake_slack.messages()
     assert "not found" in message.text
+
+
+class TricklingServer:
+    """An HTTP server that answers the headers, then one byte every 2 s, forever: each read
+    gets a byte before its timeout, so a client with per-read timeouts waits indefinitely."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requested.set()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n")
+            while True:
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(2)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+@pytest.fixture
+async def trickling():
+    server = TricklingServer()
+    url = await server.start()
+    yield server, url
+    server.close()
+
+
+async def _wait_healthy(port: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(400):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+    pytest.fail("the bot never answered /healthz")
+
+
+async def test_sigterm_exits_within_the_grace_even_with_a_call_stuck_on_a_trickling_backend(
+    fake_slack, signing_secret, unused_tcp_port, tmp_path, trickling
+):
+    server, url = trickling
+    grace = 1
+    config = tmp_path / "chatops.yaml"
+    config.write_text(f"shutdown_grace_seconds: {grace}\n")
+    env = {
+        "STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "SLACK_BOT_TOKEN": fake_slack.bot_token,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "SLACK_API_URL": fake_slack.api_url,
+        "PORT": str(unused_tcp_port),
+        "PROMETHEUS_URL": url,
+        "CHATOPS_CONFIG": str(config),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "app.py"), env=_env(env), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _wait_healthy(unused_tcp_port)
+        async with aiohttp.ClientSession() as http:
+            await send_slash_command(http, f"http://127.0.0.1:{unused_tcp_port}/slack/events", signing_secret,
+                                     text="metric error-rate", response_url=fake_slack.response_url())
+        # Barrier: a blocking-pool thread is now reading the trickling answer.
+        await asyncio.wait_for(server.requested.wait(), 10)
+        proc.send_signal(signal.SIGTERM)
+        signalled = asyncio.get_running_loop().time()
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), grace + 5)
+        except asyncio.TimeoutError:
+            pytest.fail(f"the process was still alive {grace + 5} s after SIGTERM")
+        assert asyncio.get_running_loop().time() - signalled < grace + 5
+        assert proc.returncode == 0, err.decode()
+        assert "stopped" in err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_leftover_non_daemon_thread_does_not_hold_up_the_exit_past_the_deadline():
+    script = (
+        "import logging, sys, threading, time\n"
+        "import app\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "threading.Thread(target=time.sleep, args=(60,), name='stuck-library-thread').start()\n"
+        "app._exit_if_held_up(0.5)\n"
+        "sys.exit(0)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, env=_env({}), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert "exit held up" in err.decode() and "stuck-library-thread" in err.decode()
