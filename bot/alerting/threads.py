@@ -37,7 +37,7 @@ from bot.alerting.steps import Step
 from bot.commands.execute import execute
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
-from bot.commands.report import describe_exception
+from bot.commands.report import describe_exception, log_failure
 from bot.settings import Settings
 from bot.slack.once import Posted, PostRecord, StoreLedger, post_once
 from bot.slack.poster import Poster
@@ -360,7 +360,7 @@ class AlertThreads:
         try:
             report = await execute(step.invocation, self.context)
         except Exception as e:  # noqa: BLE001 - the other steps still post
-            log.exception("playbook step %r failed", step.text)
+            log_failure(log, e, "playbook step %r failed", step.text)
             return [Result.error(step.text, describe_exception(e))]
         return report.results
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from bot.clients import BackendLocation
+from bot.errors import ChatOpsError
+from diagnostics.http_api import BackendError
 from diagnostics.result import Result, Status
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ async def run_diagnostic(
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - the point is that nothing escapes
-        log.warning("diagnostic %r failed", title, exc_info=True)
+        log_failure(log, e, "diagnostic %r failed", title, bug_level=logging.WARNING)
         message = f"{backend.name}: {describe_exception(e)} at {backend.location}"
     if on_error is not None:
         on_error(backend.name)
@@ -65,6 +67,33 @@ def describe_exception(e: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+
+
+# Libraries whose exceptions say a backend failed (no connection, an HTTP or API error), not that
+# the bot has a bug: their types, or a base of them, are defined in these packages.
+BACKEND_LIBRARIES = frozenset({
+    "aiohttp", "requests", "urllib3", "botocore", "boto3", "slack_sdk", "psycopg", "elasticsearch",
+    "elastic_transport", "kubernetes", "kubernetes_asyncio", "prometheus_api_client", "redis",
+})
+
+
+def is_routine(e: BaseException) -> bool:
+    """A backend failing as backends do: a timeout, a refused connection, an HTTP or API error."""
+    if isinstance(e, (TimeoutError, asyncio.TimeoutError, OSError, BackendError, ChatOpsError)):
+        return True
+    return any(c.__module__.partition(".")[0] in BACKEND_LIBRARIES for c in type(e).__mro__)
+
+
+def log_failure(logger: logging.Logger, e: BaseException, message: str, *args: object,
+                bug_level: int = logging.ERROR) -> None:
+    """A routine backend failure is one WARNING line (`message: the error`), its traceback at DEBUG:
+    a storm against a dead backend must stay readable. Anything else is a bug: the traceback at
+    `bug_level`."""
+    if is_routine(e):
+        logger.warning(message + ": %s", *args, describe_exception(e))
+        logger.debug(message + " (traceback)", *args, exc_info=e)
+    else:
+        logger.log(bug_level, message, *args, exc_info=e)
 
 
 def _slack_error(e: BaseException) -> str:

@@ -21,7 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.commands.execute import execute
 from bot.commands.model import Context, Invocation
 from bot.commands.parser import CommandTable
-from bot.commands.report import Report, describe_exception
+from bot.commands.report import Report, describe_exception, log_failure
 from bot.errors import UsageError
 from bot.slack.mrkdwn import code, escape, safe, safe_file
 from bot.slack.once import Posted, StoreLedger, post_once
@@ -106,7 +106,7 @@ class CommandAnswers:
         try:
             report = await execute(invocation, self.context)
         except Exception as e:  # noqa: BLE001 - a bug in a check: one clear line to the person, the log gets the rest
-            log.exception("%s %s failed", self.prefix, invocation.command.name)
+            log_failure(log, e, "%s %s failed", self.prefix, invocation.command.name)
             text = f":x: {self._echo(invocation)} failed: {safe(describe_exception(e))}"
             await self._respond(request, {"response_type": "ephemeral", "text": text})
             self._observe(request, "error")
