@@ -29,6 +29,7 @@ from diagnostics.http import connect_reason
 from diagnostics.result import Link, Result, Row, Status
 
 SHOWN = 15  # lines and rows shown inline
+LINE_CHARS = 300  # one log line shown at most this long, cut with "…"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
     if missing := _no_index(logs, title, lines, by_endpoint):
         return missing
     total, since = _total(lines), compact_duration(since_seconds)
-    shown = [f"{_field(hit, f.timestamp_field)}  {_field(hit, f.message_field)}".strip() for hit in _hits(lines)]
+    shown = [_line(f"{_field(hit, f.timestamp_field)}  {_message(hit, f)}".strip()) for hit in _hits(lines)]
     endpoints = by_endpoint.get("aggregations", {}).get("endpoints", {})
     summary = f"{_plural(total, 'error line') if total else 'No error lines'} in the last {since}"
     if total > len(shown):
@@ -170,7 +171,8 @@ def _hits(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _field(hit: dict[str, Any], field: str) -> str:
-    """A field of a hit's _source by dotted path (flattened keys too); `x.keyword` reads x."""
+    """A field of a hit's _source by dotted path (flattened keys too); `x.keyword` reads x.
+    Text, numbers and booleans only: an object or a list reads "" (never a Python repr)."""
     source = hit.get("_source", {})
     field = field.removesuffix(".keyword")
     if field in source:
@@ -179,9 +181,23 @@ def _field(hit: dict[str, Any], field: str) -> str:
         value = source
         for part in field.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
+    if value is None or isinstance(value, (dict, list)):
         return ""
     return " ".join(str(value).split())  # one line, whatever the log line held
+
+
+def _message(hit: dict[str, Any], fields: LogFields) -> str:
+    """The log message wherever the document keeps it: the configured field, then ECS's `message`,
+    then `log` when it is text (in ECS it is an object such as {"level": "error"}), then `error.message`."""
+    for field in (fields.message_field, "message", "log", "error.message"):
+        if text := _field(hit, field):
+            return text
+    return "(no message)"
+
+
+def _line(text: str) -> str:
+    """One log line cut to LINE_CHARS, so one long line cannot crowd out the others."""
+    return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -4,6 +4,7 @@ against fake_elasticsearch seeded with the runbook's log documents."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from elasticsearch import AsyncElasticsearch
 
 from diagnostics.cache import QueryCache
 from diagnostics.durations import compact_duration
-from diagnostics.elasticsearch import LogFields, LogSearch, error_logs, kibana_discover_url, slow_requests
+from diagnostics.elasticsearch import LINE_CHARS, LogFields, LogSearch, error_logs, kibana_discover_url, slow_requests
 from diagnostics.result import Status
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,55 @@ async def test_a_kibana_link_is_added_only_when_kibana_is_configured(fake_elasti
 async def test_multi_line_log_messages_are_shown_on_one_line(fake_elasticsearch, es):
     fake_elasticsearch.add_docs(INDEX, [error_doc(1, 1) | {"log": "ERROR Traceback:\n  File x\nValueError"}])
     assert (await errors(es)).lines[0].endswith("ERROR Traceback: File x ValueError")
+
+
+def ecs_doc(minutes_ago: float, **fields: Any) -> dict[str, Any]:
+    """A log document in the common ECS layout: `log` an object, the message elsewhere."""
+    return {
+        "@timestamp": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+        "kubernetes": {"labels": {"app": APP}},
+        "log": {"level": "error", "logger": "api"},
+        "level": "ERROR",
+        **fields,
+    }
+
+
+async def test_ecs_documents_show_their_message_never_a_python_repr(fake_elasticsearch, es):
+    fake_elasticsearch.add_docs(INDEX, [
+        ecs_doc(1, message="ERROR upstream failed"),
+        ecs_doc(2, error={"message": "ERROR connection reset", "type": "OSError"}),
+        ecs_doc(3, message={"nested": "object"}),
+    ])  # fmt: skip
+    lines = (await errors(es)).lines
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        "ERROR upstream failed", "ERROR connection reset", "(no message)",
+    ]
+    assert not any("{" in line or "'level'" in line for line in lines)
+
+
+async def test_the_configured_message_field_comes_first_and_log_is_read_when_it_is_text(fake_elasticsearch, es):
+    fake_elasticsearch.add_docs(INDEX, [error_doc(1, 1) | {"message": "the other field"}])
+    assert (await errors(es)).lines[0].endswith("ERROR upstream failed #1")
+    fields = LogFields(message_field="msg")
+    assert (await errors(es, fields=fields)).lines == []  # the query looks in msg too
+    fake_elasticsearch.add_docs(INDEX, [error_doc(1, 2) | {"msg": "ERROR in msg"}])
+    assert (await errors(es, fields=fields)).lines[0].endswith("ERROR in msg")
+
+
+async def test_a_long_line_is_cut_and_crowds_out_no_other(fake_elasticsearch, es):
+    from bot.commands.report import Report
+    from bot.slack.render import report_message
+
+    fake_elasticsearch.add_docs(INDEX, [
+        error_doc(0, 0) | {"log": "ERROR " + "x" * 5000},
+        *(error_doc(i, i) for i in range(1, 15)),
+    ])  # fmt: skip
+    result = await errors(es)
+    assert len(result.lines) == 15
+    assert len(result.lines[0]) == LINE_CHARS and result.lines[0].endswith("…")
+    blocks = json.dumps(report_message(Report("errors", [result])).blocks, ensure_ascii=False)
+    assert all(f"ERROR upstream failed #{i}" in blocks for i in range(1, 15))
+    assert "not shown" not in blocks
 
 
 async def test_identical_queries_at_once_reach_elasticsearch_once(fake_elasticsearch, es):

@@ -281,6 +281,34 @@ async def test_pressure_without_not_ready_is_a_warning(kube: KubeCluster, kube_a
     assert result.summary == "1/1 nodes ready · 1 PIDPressure"
 
 
+async def test_a_node_the_client_cannot_model_is_one_flagged_row_and_the_others_are_shown(kube: KubeCluster, kube_api):
+    kube.seed_node(node("a-fine"))
+    kube.seed_node(node("b-down", ready=False))
+    odd = node("node-x")
+    del odd["status"]["nodeInfo"]["kubeletVersion"]
+    kube.seed_node(odd)
+
+    result = await node_status(kube_api, now=NOW)
+
+    assert result.status is Status.CRITICAL  # b-down still decides
+    assert result.summary == "1/2 nodes ready · 1 NotReady · 1 unreadable"
+    assert [(r.cells[0], r.status) for r in result.rows] == [
+        ("b-down", Status.CRITICAL), ("node-x", Status.WARNING), ("a-fine", Status.OK),
+    ]
+    flagged = result.rows[1]
+    assert flagged.detail == "the API's answer lacks NodeSystemInfo.kubeletVersion; not analysed"
+    assert "pydantic" not in repr(result) and "validation error" not in repr(result)
+
+
+async def test_an_answer_that_is_not_a_node_list_is_an_error_without_a_dump(kube: KubeCluster, kube_api):
+    kube.kmock["get /api/v1/nodes"] << {"kind": "Status"}
+
+    result = await node_status(kube_api, now=NOW)
+
+    assert result.status is Status.ERROR
+    assert result.summary.endswith(": not a node list")
+
+
 # --- logs ---------------------------------------------------------------------------------
 
 

@@ -62,6 +62,8 @@ def describe_exception(e: BaseException) -> str:
     slack_error = _slack_error(e)
     if slack_error:
         return f"Slack answered {slack_error}"
+    if isinstance(e, TimeoutError) and not text:  # no answer in time: not a connection failure
+        return "timed out"
     if isinstance(e, (ConnectionError, OSError)) and not text:
         return f"cannot connect ({name})"
     return f"{name}: {text}" if text else name
@@ -98,12 +100,14 @@ def log_failure(logger: logging.Logger, e: BaseException, message: str, *args: o
 
 def _slack_error(e: BaseException) -> str:
     """The `error` field of a Slack Web API answer (slack_sdk's SlackApiError), if any; its HTTP
-    status when Slack answered with no JSON (a 500's HTML page)."""
+    status when Slack failed (5xx, 429: its `error` then says no more) or answered with no JSON
+    (a 500's HTML page)."""
     response = getattr(e, "response", None)
     data = getattr(response, "data", None)
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data["error"]
     status = getattr(response, "status_code", None)
+    failed = isinstance(status, int) and (status >= 500 or status == 429)
+    if not failed and isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
     if response is not None and isinstance(status, int) and status >= 400:
         return f"HTTP {status}"
     return ""

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -113,7 +114,11 @@ class CommandAnswers:
             return
         footer = f"{self._echo(invocation)} · requested by {_mention(request)} · {report.elapsed:.1f} s"
         message = report_message(report, footer)
-        posted = await self._post(key, request, message)
+        try:
+            posted = await self._post(key, request, message)
+        except Exception as e:
+            await self._tell_delayed(request, invocation, e)
+            raise  # the job is retried until the answer is posted
         await self._upload_files(request, posted, report)
         self._observe(request, "ok")
 
@@ -131,6 +136,18 @@ class CommandAnswers:
             await self._respond(request, {"response_type": "in_channel", "text": message.text,
                                           "blocks": message.blocks})
             return None
+
+    async def _tell_delayed(self, request: Request, invocation: Invocation, error: Exception) -> None:
+        """Slack failed the post: the person who asked is told so, once (not once per retry)."""
+        why = slack_failure(error)
+        if not why or not await self.store.claim(keys.command_delayed(request.id), ANSWER_TTL):
+            return
+        text = f":hourglass: {self._echo(invocation)}: {safe(why)} (retrying)"
+        try:
+            await self._respond(request, {"response_type": "ephemeral", "text": text})
+        except Exception as e:  # noqa: BLE001 - Slack is failing: the answer itself still matters more
+            log.warning("could not tell who asked %r that its answer is delayed: %s", request.text,
+                        describe_exception(e))
 
     async def _upload_files(self, request: Request, posted: Posted | None, report: Report) -> None:
         """Charts and long logs go up as files beside the message (files upload v2)."""
@@ -168,6 +185,18 @@ class CommandAnswers:
     def _observe(self, request: Request, outcome: str) -> None:
         if self.observe is not None:
             self.observe(max(self.store.clock.now() - request.received, 0.0), outcome)
+
+
+def slack_failure(error: BaseException) -> str:
+    """What the person reads when Slack, not the check, failed: "Slack answered HTTP 500; the
+    result was not posted". "" when `error` is not Slack failing (nor a look for an earlier post)."""
+    if isinstance(error, SlackApiError):
+        return f"{describe_exception(error)}; the result was not posted"
+    if isinstance(error, TimeoutError):
+        return "Slack timed out; the result may not have been posted"
+    if isinstance(error, (aiohttp.ClientError, ConnectionError)):
+        return f"cannot reach Slack ({describe_exception(error)}); the result was not posted"
+    return ""
 
 
 def _mention(request: Request) -> str:

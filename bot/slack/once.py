@@ -115,7 +115,8 @@ def refusal(error: BaseException) -> str:
         return ""
     if getattr(error.response, "status_code", 0) == 429:
         return "ratelimited"
-    code = str(error.response.get("error", ""))
+    data = error.response.data  # a str when Slack answered with no JSON (a 500's HTML page)
+    code = str(data.get("error", "")) if isinstance(data, dict) else ""
     return code if code in REFUSED else ""
 
 

@@ -33,6 +33,7 @@ FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 MAX_TEXT = 3900  # the notification text; Slack advises under 4000
 MAX_CODE_LINES = 40  # inline log lines; more goes to a file (later issues) or is cut with a note
+MAX_CODE_SECTIONS = 3  # code blocks of inline log lines, each within SECTION_LIMIT
 
 EMOJI = {
     Status.OK: ":large_green_circle:",
@@ -122,16 +123,23 @@ def _sections(lines: Iterable[str]) -> list[Block]:
 
 
 def _code_blocks(lines: list[str]) -> list[Block]:
-    shown = lines[:MAX_CODE_LINES]
-    body = code_body(shown)
-    budget = SECTION_LIMIT - 8
-    blocks: list[Block] = []
-    if len(body) > budget:
-        body = truncate(body, budget)
-        blocks.append(_note("log cut to fit Slack's 3000-character section limit"))
-    blocks.insert(0, SectionBlock(text=MarkdownTextObject(text=f"```{body}```")))
-    if len(lines) > len(shown):
-        blocks.append(_note(f"{len(lines) - len(shown)} more lines not shown inline"))
+    """Log lines as code blocks of whole lines, each within Slack's section limit (a line longer
+    than that is cut with "…"); the lines left out are counted in a note."""
+    budget = SECTION_LIMIT - 6  # the fences
+    bodies: list[str] = []
+    shown = 0
+    for line in lines[:MAX_CODE_LINES]:
+        text = truncate(code_body([line]), budget)
+        if bodies and len(bodies[-1]) + 1 + len(text) <= budget:
+            bodies[-1] += "\n" + text
+        elif len(bodies) < MAX_CODE_SECTIONS:
+            bodies.append(text)
+        else:
+            break
+        shown += 1
+    blocks = [section(f"```{body}```") for body in bodies]
+    if len(lines) > shown:
+        blocks.append(_note(f"{len(lines) - shown} more lines not shown inline"))
     return blocks
 
 

@@ -90,6 +90,11 @@ def command(request: str) -> str:
     return f"command:{request}"
 
 
+def command_delayed(request: str) -> str:
+    """Claimed when the person who asked was told their answer is delayed (told once, not per retry)."""
+    return f"command-delayed:{request}"
+
+
 def slack_channel(name: str) -> str:
     return f"slack-channel:{name}"
 

@@ -1,18 +1,23 @@
 """Kubernetes: the `nodes` diagnostic — `kubectl get nodes` plus the conditions that explain
 an unhealthy node (NotReady, memory/disk/PID pressure, network unavailable, cordoned).
 
-`analyse_node` and `summarise_nodes` are pure; `node_status` makes the API call.
+`analyse_node` and `summarise_nodes` are pure; `node_status` makes the API call. It reads the
+list as plain JSON and models each node on its own: a node the typed client cannot model (an
+API answer lacking `nodeInfo.kubeletVersion`, say) is one flagged row, not a failed command.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
+import pydantic
 from kubernetes.aio import client
-from kubernetes.aio.client import ApiClient, V1Node
+from kubernetes.aio.client import ApiClient, ApiException, V1Node
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
@@ -87,8 +92,38 @@ def node_roles(labels: dict[str, str]) -> list[str]:
     return sorted(r for r in roles if r)
 
 
+def read_node(item: Any, *, now: datetime) -> NodeHealth:
+    """One node of the API's plain JSON list, modelled and analysed; a node the client cannot
+    model is flagged as unreadable (its row says which fields are amiss), never a pydantic dump."""
+    try:
+        node = V1Node.from_dict(item if isinstance(item, dict) else {})
+    except pydantic.ValidationError as e:
+        metadata = item.get("metadata") if isinstance(item, dict) else None
+        name = str(metadata.get("name") or "?") if isinstance(metadata, dict) else "?"
+        row = Row(cells=(name, "Unknown"), status=Status.WARNING, detail=f"{_amiss(e)}; not analysed")
+        return NodeHealth(name=name, ready="Unknown", problems=("unreadable",), row=row)
+    assert node is not None  # from_dict answers None for None only
+    return analyse_node(node, now=now)
+
+
+def _amiss(e: pydantic.ValidationError) -> str:
+    """What the client could not model, named by the API's type and field ("NodeSystemInfo.kubeletVersion")."""
+    model = e.title.removeprefix("V1")
+    lacks: list[str] = []
+    odd: list[str] = []
+    for error in e.errors()[:3]:
+        where = ".".join([model, *(str(part) for part in error["loc"])])
+        (lacks if error.get("input") is None else odd).append(where)
+    parts = [f"{what} {', '.join(names)}" for what, names in
+             (("the API's answer lacks", lacks), ("the API's answer has an unexpected", odd)) if names]
+    return "; ".join(parts)
+
+
 def summarise_nodes(nodes: Iterable[V1Node], *, now: datetime, title: str = "Nodes") -> Result:
-    analysed = [analyse_node(n, now=now) for n in nodes]
+    return _summary([analyse_node(n, now=now) for n in nodes], title)
+
+
+def _summary(analysed: list[NodeHealth], title: str) -> Result:
     if not analysed:
         return Result(status=Status.UNKNOWN, title=title, summary="The API lists no nodes")
     severity = {Status.CRITICAL: 0, Status.WARNING: 1, Status.OK: 2}
@@ -101,8 +136,9 @@ def summarise_nodes(nodes: Iterable[V1Node], *, now: datetime, title: str = "Nod
 
     ready = sum(1 for n in analysed if n.ready == "True")
     kinds = Counter(p for n in analysed for p in n.problems)
-    order = ["NotReady", *PRESSURE_CONDITIONS, "cordoned"]
-    parts = [f"{ready}/{len(analysed)} nodes ready"] + [f"{kinds[k]} {k}" for k in order if kinds[k]]
+    readable = len(analysed) - kinds["unreadable"]
+    order = ["NotReady", *PRESSURE_CONDITIONS, "cordoned", "unreadable"]
+    parts = [f"{ready}/{readable} nodes ready"] + [f"{kinds[k]} {k}" for k in order if kinds[k]]
     return Result(
         status=Status.worst([n.row.status for n in analysed]),
         title=title,
@@ -137,12 +173,23 @@ async def node_status(
     title = "Nodes"
     core = client.CoreV1Api(api)
 
-    async def fetch() -> list[V1Node]:
-        listed = await cached(cache, ("k8s.nodes", api.configuration.host),
-                              lambda: core.list_node(_request_timeout=timeout))
-        return list(listed.items)
+    async def listed() -> list[Any] | Result:
+        response = await core.list_node_without_preload_content(_request_timeout=timeout)
+        data = await response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=data.decode("utf-8", "replace"))
+        try:
+            items = json.loads(data).get("items")
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            items = None
+        if not isinstance(items, list):
+            server = api.configuration.host
+            return Result.error(title, f"Kubernetes: unexpected response from {server}: not a node list")
+        return items
 
-    fetched = await call_api(api, title, fetch, timeout=timeout)
+    fetched = await call_api(api, title, lambda: cached(cache, ("k8s.nodes", api.configuration.host), listed),
+                             timeout=timeout)
     if isinstance(fetched, Result):
         return fetched
-    return summarise_nodes(fetched, now=now or datetime.now(timezone.utc), title=title)
+    moment = now or datetime.now(timezone.utc)
+    return _summary([read_node(item, now=moment) for item in fetched], title)

@@ -220,3 +220,29 @@ async def test_a_resolution_edits_an_alert_post_that_was_found_after_its_answer_
     assert "RESOLVED after 23 min" in json.dumps(root.blocks)
     replies = [m.text for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
     assert replies[-1] == ":white_check_mark: Resolved after 23 min."
+
+
+@pytest.mark.parametrize("mode, told", [
+    ("500", "Slack answered HTTP 500; the result was not posted (retrying)"),
+    ("503", "Slack answered HTTP 503; the result was not posted (retrying)"),
+    ("hang", "Slack timed out; the result may not have been posted (retrying)"),
+])  # fmt: skip
+async def test_who_asked_is_told_once_that_slack_failed_their_answer_which_is_posted_when_slack_is_back(
+    start_bot, bot_env, kube, tmp_path, http, fake_slack, signing_secret, mode, told
+):
+    seed_checkout_prod(kube)
+    config = tmp_path / "chatops.yaml"
+    config.write_text(yaml.safe_dump({"delivery": FAST_RETRIES}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "CHATOPS_CONFIG": str(config)})
+    fake_slack.outage(mode, "chat.postMessage")
+    await send_slash_command(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
+                             text="pods checkout -n prod", response_url=fake_slack.response_url("asked"))
+    await fake_slack.wait_for("chat.postMessage", ok=False, count=6, timeout=30)  # several retries
+    (notice,) = fake_slack.response_posts("asked")
+    assert notice.response_type == "ephemeral"
+    assert notice.text == f":hourglass: `/ops pods checkout -n prod`: {told}"
+    fake_slack.recover()
+    await asyncio.wait_for(bot.worker.idle(), 30)
+    (posted,) = fake_slack.messages("C0OPS")
+    assert "Pods · checkout (prod)" in json.dumps(posted.blocks, ensure_ascii=False)
+    assert len(fake_slack.response_posts("asked")) == 1  # told once, not once per retry

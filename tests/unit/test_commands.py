@@ -97,3 +97,18 @@ def test_slack_answering_500_without_json_is_described_as_such():
     assert describe_exception(answer(500, "<html>Internal Server Error</html>")) == "Slack answered HTTP 500"
     assert describe_exception(answer(200, {"ok": False, "error": "channel_not_found"})) == \
         "Slack answered channel_not_found"
+    assert describe_exception(answer(500, {"ok": False, "error": "fatal_error"})) == "Slack answered HTTP 500"
+
+
+def test_a_timeout_is_described_as_one_not_as_a_connection_failure():
+    from bot.commands.report import describe_exception
+    from bot.slack.once import refusal
+
+    assert describe_exception(TimeoutError()) == "timed out"
+    assert describe_exception(ConnectionRefusedError()) == "cannot connect (ConnectionRefusedError)"
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.slack_response import SlackResponse
+
+    html = SlackResponse(client=None, http_verb="POST", api_url="u", req_args={},  # type: ignore[arg-type]
+                         data="<html>500</html>", headers={}, status_code=500)
+    assert refusal(SlackApiError("failed", html)) == ""  # not AttributeError: 'str' object has no attribute 'get'

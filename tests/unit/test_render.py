@@ -57,6 +57,16 @@ def test_long_log_is_cut_with_a_note():
     assert all(len(b.get("text", {}).get("text", "")) <= SECTION_LIMIT for b in blocks)
 
 
+def test_log_lines_are_kept_whole_and_the_ones_left_out_are_counted():
+    lines = ["a" * 5000, *(f"line {i} " + "y" * 1400 for i in range(10))]
+    blocks = report_message(Report("t", [Result(Status.WARNING, "logs", "x", lines=lines)])).blocks
+    codes = [b["text"]["text"] for b in blocks if b["type"] == "section" and "```" in b["text"]["text"]]
+    assert len(codes) == 3 and all(len(code) <= SECTION_LIMIT for code in codes)
+    assert codes[0].endswith("…```")  # the long line cut, visibly
+    assert "line 3 " in codes[-1] and "line 4 " not in json.dumps(blocks)
+    assert "6 more lines not shown inline" in json.dumps(blocks)
+
+
 def test_terminal_text_has_the_same_facts_as_a_table():
     row = Row(("checkout-1", "Running", "0/1", "7"), Status.CRITICAL, "OOMKilled — exit 137")
     text = report_text(Report("t", [_pods_result([row])]))
