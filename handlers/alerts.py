@@ -23,6 +23,7 @@ from bot.alerting.threads import AlertThreads
 from bot.commands.report import describe_exception
 from bot.runtime.intake import Refused, ascii_header, decode_text, loads, read_capped
 from bot.runtime.runtime import Runtime
+from bot.slack.poster import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class _Listening:
             try:
                 info = await client.conversations_info(channel=channel)
             except SlackApiError as e:
-                if e.response.get("error") not in _CANNOT_READ_NAMES:
+                if slack_error(e) not in _CANNOT_READ_NAMES:
                     raise  # Slack failing for now: answered 500, so Slack delivers the event again
                 log.warning("alerts.listen names channels, but the name of %s could not be read (%s); "
                             "list channel IDs instead, or grant channels:read and groups:read", channel,

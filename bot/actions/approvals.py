@@ -44,7 +44,7 @@ from bot.commands.parser import CommandTable
 from bot.errors import TemporaryError, UsageError
 from bot.slack.mrkdwn import safe
 from bot.slack.once import StoreLedger, post_once
-from bot.slack.poster import Poster
+from bot.slack.poster import Poster, slack_error
 from bot.state import keys
 from bot.state.clock import Clock
 from bot.state.store import Job, Store
@@ -294,7 +294,7 @@ class Approvals:
             posted = await post_once(self.desk.poster, ledger, request.channel, message.text, message.blocks,
                                      clock=self.clock, thread_ts=request.thread_ts or None)
         except SlackApiError as e:
-            error = str(e.response.get("error", ""))
+            error = slack_error(e)
             if error not in _CANNOT_POST:
                 raise
             stored, _ = await self.desk.transition(
@@ -315,7 +315,7 @@ class Approvals:
             answer = await self.desk.poster.reader.chat_getPermalink(channel=channel, message_ts=ts)
             permalink = str(answer.get("permalink") or "") or "-"
         except SlackApiError as e:
-            log.info("no permalink for %s: %s", request_id, e.response.get("error"))
+            log.info("no permalink for %s: %s", request_id, slack_error(e))
             permalink = "-"
 
         def put(current: ActionRequest) -> ActionRequest | None:

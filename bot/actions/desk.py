@@ -28,7 +28,7 @@ from bot.actions.render import approval_message
 from bot.actions.request import ActionRequest, change_request, load_request
 from bot.errors import TemporaryError
 from bot.slack.mrkdwn import truncate
-from bot.slack.poster import Poster
+from bot.slack.poster import Poster, slack_error
 from bot.slack.render import Message
 from bot.state import keys
 from bot.state.clock import Clock
@@ -94,7 +94,7 @@ class Desk:
             answer = await self.poster.reader.chat_getPermalink(channel=str(record.get("channel") or request.channel),
                                                                 message_ts=str(record["ts"]))
         except SlackApiError as e:
-            log.info("no permalink for %s: %s", request.id, e.response.get("error"))
+            log.info("no permalink for %s: %s", request.id, slack_error(e))
             return request
         return dataclasses.replace(request, permalink=str(answer.get("permalink") or ""))
 
@@ -126,7 +126,7 @@ class Desk:
             return
         except SlackApiError as e:
             log.info("ephemeral to %s in %s failed (%s); trying response_url", user, channel,
-                     e.response.get("error"))
+                     slack_error(e))
         await self.respond(response_url, text)
 
     async def respond(self, response_url: str, text: str) -> None:

@@ -26,7 +26,7 @@ from bot.commands.report import Report, describe_exception, log_failure
 from bot.errors import UsageError
 from bot.slack.mrkdwn import code, escape, safe, safe_file
 from bot.slack.once import Posted, StoreLedger, post_once
-from bot.slack.poster import Poster
+from bot.slack.poster import Poster, slack_error
 from bot.slack.render import Message, report_message
 from bot.state import keys
 from bot.state.store import Job, NewJob, Store
@@ -160,9 +160,9 @@ class CommandAnswers:
             try:
                 await self.poster.upload(request.channel, file)
             except SlackApiError as e:
-                log.warning("uploading %s failed: %s", file.filename, e.response.get("error"))
+                log.warning("uploading %s failed: %s", file.filename, slack_error(e))
                 await self._respond(request, {"response_type": "ephemeral", "text": f":paperclip: could not upload "
-                                              f"{safe(file.filename)}: {safe(e.response.get('error'))}"})
+                                              f"{safe(file.filename)}: {safe(slack_error(e))}"})
 
     async def _respond(self, request: Request, body: dict[str, Any]) -> None:
         if not request.response_url:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import PermanentError, TemporaryError
 from bot.slack.mrkdwn import truncate
-from bot.slack.poster import Poster
+from bot.slack.poster import Poster, slack_error
 from bot.state.clock import Clock
 from bot.state.store import Store
 
@@ -115,8 +115,7 @@ def refusal(error: BaseException) -> str:
         return ""
     if getattr(error.response, "status_code", 0) == 429:
         return "ratelimited"
-    data = error.response.data  # a str when Slack answered with no JSON (a 500's HTML page)
-    code = str(data.get("error", "")) if isinstance(data, dict) else ""
+    code = slack_error(error)  # "HTTP 500" when Slack answered with no JSON (a 5xx's HTML page)
     return code if code in REFUSED else ""
 
 

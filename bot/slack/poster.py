@@ -40,6 +40,15 @@ _LOOKUP_IMPOSSIBLE = {"missing_scope", "not_in_channel", "channel_not_found", "t
 LOOKUP_SLACK_SECONDS = 120.0  # a post's ts may be a little before the attempt was recorded
 
 
+def slack_error(error: SlackApiError) -> str:
+    """Slack's error code ("not_in_channel"), or "HTTP 500" when Slack answered with no JSON (a
+    5xx's HTML page, where `error.response.get` would fail)."""
+    data = getattr(error.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error", "")) or f"HTTP {getattr(error.response, 'status_code', '?')}"
+    return f"HTTP {getattr(error.response, 'status_code', '?')}"
+
+
 class Poster:
     def __init__(self, client: AsyncWebClient, interval: float = 1.0, *, store: Store | None = None,
                  reader: AsyncWebClient | None = None) -> None:
@@ -136,7 +145,7 @@ class Poster:
                 page = await self.reader.conversations_list(types="public_channel,private_channel",
                                                             exclude_archived=True, limit=1000, cursor=cursor)
             except SlackApiError as e:
-                if e.response.get("error") in _LOOKUP_IMPOSSIBLE:
+                if slack_error(e) in _LOOKUP_IMPOSSIBLE:
                     return None
                 raise
             for item in page.get("channels") or []:
@@ -174,9 +183,9 @@ class Poster:
                                                                    include_all_metadata=True, limit=200,
                                                                    cursor=cursor)
             except SlackApiError as e:
-                if e.response.get("error") in _LOOKUP_IMPOSSIBLE:
+                if slack_error(e) in _LOOKUP_IMPOSSIBLE:
                     log.warning("cannot check whether a post to %s went out (%s); posting again", channel,
-                                e.response.get("error"))
+                                slack_error(e))
                     return None
                 raise
             for message in page.get("messages") or []:

@@ -112,3 +112,18 @@ def test_a_timeout_is_described_as_one_not_as_a_connection_failure():
     html = SlackResponse(client=None, http_verb="POST", api_url="u", req_args={},  # type: ignore[arg-type]
                          data="<html>500</html>", headers={}, status_code=500)
     assert refusal(SlackApiError("failed", html)) == ""  # not AttributeError: 'str' object has no attribute 'get'
+
+
+def test_slacks_error_code_is_read_safely_from_json_and_from_an_html_page():
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.slack_response import SlackResponse
+
+    from bot.slack.poster import slack_error
+
+    def failure(data, status: int) -> SlackApiError:
+        return SlackApiError("failed", SlackResponse(client=None, http_verb="POST", api_url="u",  # type: ignore[arg-type]
+                                                     req_args={}, data=data, headers={}, status_code=status))
+
+    assert slack_error(failure({"ok": False, "error": "not_in_channel"}, 200)) == "not_in_channel"
+    assert slack_error(failure("<html>502 Bad Gateway</html>", 502)) == "HTTP 502"
+    assert slack_error(failure({"ok": False}, 503)) == "HTTP 503"
