@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -52,12 +53,21 @@ async def test_a_cancelled_wait_cancels_the_queued_call():
     pool = BlockingPool(1, name="t")
     release = threading.Event()
     ran: list[int] = []
-    busy = asyncio.ensure_future(pool.run(release.wait))
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait()
+
+    busy = asyncio.ensure_future(pool.run(hold))
+    await asyncio.to_thread(started.wait, 5)  # the only thread is busy: the next call waits in the queue
     waiting = asyncio.ensure_future(pool.run(ran.append, 1))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # it is submitted
     waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting  # the cancel has reached the queued call
     release.set()
     await busy
-    await asyncio.sleep(0.05)
-    assert ran == []
+    await pool.run(ran.append, 2)  # barrier: one thread, in order, so the cancelled call was passed over
+    assert ran == [2]
     pool.close()
