@@ -157,3 +157,25 @@ async def test_kubernetes_down_gives_an_error_result_naming_where(start_bot, bot
     text = posted_text(fake_slack.messages()[0])
     assert f"127.0.0.1:{unused_tcp_port}" in text
     assert ":warning:" in text
+
+
+async def test_with_slacks_auth_test_hanging_commands_are_still_acknowledged_and_answered_later(
+    start_bot, bot_env, kube, http, fake_slack, signing_secret
+):
+    seed_checkout_prod(kube)
+    fake_slack.outage("hang", ["auth.test"])  # Slack unreachable for auth.test from the start
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path})
+
+    help_answer = await send_slash_command(http, events_url(bot), signing_secret, text="help",
+                                           response_url=fake_slack.response_url())
+    typo = await send_slash_command(http, events_url(bot), signing_secret, text="pdos",
+                                    response_url=fake_slack.response_url())
+    pods = await send_slash_command(http, events_url(bot), signing_secret, text="pods checkout -n prod",
+                                    response_url=fake_slack.response_url())
+
+    assert help_answer.status == 200 and "pods" in help_answer.text
+    assert typo.status == 200 and "Did you mean `pods`" in typo.json["text"]
+    assert pods.status == 200 and "Running" in pods.json["text"]  # recorded, then acknowledged
+    await fake_slack.wait_for("chat.postMessage", timeout=10)  # answered: only auth.test hangs
+    assert "CrashLoopBackOff" in posted_text(fake_slack.messages("C0OPS")[0])
+    fake_slack.recover()
