@@ -182,7 +182,7 @@ class Clients:
             pool.close()
 
 
-def _in_daemon_thread(work: Callable[[], None]) -> asyncio.Future[None]:
+def _in_daemon_thread(work: Callable[[], object]) -> asyncio.Future[None]:
     """Run `work` in a daemon thread: unlike the loop's default executor, a stop does not wait
     for it (loading classes must not hold up a SIGTERM)."""
     loop = asyncio.get_running_loop()
