@@ -56,7 +56,7 @@ async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approval
     try:
         invocation = runtime.table.parse(text, runtime.settings.default_namespace)
         if invocation.command.mutating:
-            approvals.check(text)
+            approvals.check(invocation)
     except UsageError as error:
         message = usage_message(error, prefix)
         await ack(response_type="ephemeral", text=message.text)

@@ -88,6 +88,13 @@ async def apply(api: ApiClient, spec: KubeSpec, preview: Preview, *, timeout: fl
     return await session.run(lambda: _apply(session, spec, preview))
 
 
+async def current_replicas(api: ApiClient, namespace: str, deployment: str, *, timeout: float) -> int:
+    """The Deployment's replicas now, from its scale subresource (what "Scale up" adds to)."""
+    session = _Session(api, timeout, None)
+    scale = await session.run(lambda: session.read(_target(api, Scale(namespace, deployment, 0))))
+    return int((scale.get("spec") or {}).get("replicas") or 0)
+
+
 def revert(spec: KubeSpec, preview: Preview, outcome: Outcome) -> KubeSpec | None:
     """The spec that puts back what `preview` read, or None when there is nothing to put back
     (a restart; or a change that found every field already as asked)."""

@@ -30,7 +30,7 @@ LABELS_SHOWN = 4
 MAX_SECONDS = 366 * 86400  # longer is a mistake (and past a point, not a representable time)
 # Alertmanager's label names (prometheus/common model.LabelNameRE): ASCII only.
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
+SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
 _PLAIN_VALUE = re.compile(r"[\w.:/@-]+")
 SHOWN_ID_CHARS = 60
 
@@ -194,7 +194,7 @@ async def _apply_unsilence(api: _Api, spec: Unsilence) -> Outcome:
 
 async def _read_silence(api: _Api, spec: Unsilence) -> tuple[str, dict[str, Any]]:
     """The silence's canonical id and its document; the id is checked before it goes in a path."""
-    if not _UUID.fullmatch(spec.silence_id):
+    if not SILENCE_ID.fullmatch(spec.silence_id):
         raise OperationError(f"not a silence ID (a UUID such as 3fa85f64-5717-4562-b3fc-2c963f66afa6): "
                              f"{_shown(spec.silence_id)}")
     ident = spec.silence_id.lower()

@@ -40,6 +40,7 @@ from bot.actions.request import (
     create_request,
     load_request,
 )
+from bot.commands.model import Invocation
 from bot.commands.parser import CommandTable
 from bot.errors import TemporaryError, UsageError
 from bot.slack.mrkdwn import safe
@@ -119,9 +120,8 @@ class Approvals:
 
     # ------------------------------------------------------------------ accepting (handlers call these)
 
-    def check(self, text: str) -> None:
+    def check(self, invocation: Invocation) -> None:
         """UsageError for a mutating command whose arguments can't make a request (checked in the ack)."""
-        invocation = self.table.parse(text, self.default_namespace)
         spec_for(invocation.command.name, invocation.args, Requester("U0", ""), "r0", 0.0, self.breaker)
 
     async def accept_command(self, body: dict[str, Any]) -> None:
@@ -309,14 +309,8 @@ class Approvals:
         return request
 
     async def _learn_permalink(self, request_id: str, channel: str, ts: str) -> ActionRequest:
-        """The approval message's permalink, for the audit trail (none if Slack won't say)."""
-        permalink = ""
-        try:
-            answer = await self.desk.poster.reader.chat_getPermalink(channel=channel, message_ts=ts)
-            permalink = str(answer.get("permalink") or "") or "-"
-        except SlackApiError as e:
-            log.info("no permalink for %s: %s", request_id, slack_error(e))
-            permalink = "-"
+        """The approval message's permalink, for the audit trail ("-" if Slack won't say)."""
+        permalink = await self.desk.permalink(channel, ts) or "-"
 
         def put(current: ActionRequest) -> ActionRequest | None:
             return dataclasses.replace(current, permalink=permalink) if not current.permalink else None

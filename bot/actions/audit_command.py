@@ -14,6 +14,7 @@ from bot.commands.args import duration
 from bot.commands.model import Arg, Args, Command, Context
 from bot.commands.report import Report
 from bot.errors import UsageError
+from diagnostics.durations import spoken_duration
 from diagnostics.result import Result, Row, Status
 from operations.model import Change
 
@@ -46,7 +47,8 @@ async def run_audit(ctx: Context, args: Args) -> Report:
     since = ctx.store.clock.now() - float(args["since"])
     entries = [e for e in await Audit(ctx.store).read(since) if _matches(e, args.get("user"), args.get("action"))]
     rows = [_row(e) for e in entries[:MAX_ROWS]]
-    summary = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in the last {_ago(float(args['since']))}"
+    summary = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in the last " \
+              f"{spoken_duration(float(args['since']))}"
     if len(entries) > MAX_ROWS:
         summary += f" (newest {MAX_ROWS} shown)"
     result = Result(status=Status.OK, title=title, summary=summary,
@@ -78,10 +80,6 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _ago(seconds: float) -> str:
-    from diagnostics.durations import spoken_duration
-
-    return spoken_duration(seconds)
 
 
 COMMAND = Command("audit", "The audit trail of requested and applied changes", (

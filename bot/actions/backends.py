@@ -8,11 +8,8 @@ naming the variable to set.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timezone
-
-import aiohttp
 
 from bot.clients import BACKEND_SETTINGS, Clients
 from bot.settings import Settings, safe_url
@@ -60,23 +57,10 @@ class Backends:
                                       impersonate=self._as(impersonate))
 
     async def current_replicas(self, namespace: str, deployment: str) -> int:
-        """The Deployment's replicas now (its scale subresource): what "Scale up" adds to."""
+        """The Deployment's replicas now: what "Scale up" adds to."""
         self._ready("kubernetes")
         await self.clients.kubernetes_ready()
-        from kubernetes.aio.client import ApiException, AppsV1Api
-
-        try:
-            async with asyncio.timeout(self.timeout):
-                scale = await AppsV1Api(self.clients.kubernetes).read_namespaced_deployment_scale(deployment, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                raise OperationError(f"Deployment {namespace}/{deployment} not found") from None
-            raise OperationError(f"Kubernetes: HTTP {e.status} reading Deployment {namespace}/{deployment}",
-                                 temporary=e.status is None or e.status >= 500 or e.status == 429) from None
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise OperationError(f"Kubernetes: cannot read Deployment {namespace}/{deployment} "
-                                 f"({type(e).__name__})", temporary=True) from None
-        return int(scale.spec.replicas or 0) if scale.spec is not None else 0
+        return await kubernetes.current_replicas(self.clients.kubernetes, namespace, deployment, timeout=self.timeout)
 
     def revert(self, spec: Spec, preview: Preview, outcome: Outcome) -> Spec | None:
         if isinstance(spec, (Silence, Unsilence)):

@@ -20,6 +20,7 @@ from bot.commands.model import Arg, Args, Command
 from bot.errors import UsageError
 from operations.model import Breaker, Limits, Restart, Scale, Silence, Spec, Unsilence
 from operations.quantity import parse_quantity
+from operations.silences import SILENCE_ID
 
 DEPLOYMENT = Arg("deployment", "Deployment name", convert=k8s_name)
 MAX_REPLICAS = 1000  # a hard ceiling for the argument; the policy's max_replicas is usually far lower
@@ -61,7 +62,7 @@ def matchers(value: str, what: str) -> tuple[tuple[str, str], ...]:
 
 
 def silence_id(value: str, what: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", value):
+    if not SILENCE_ID.fullmatch(value):
         raise UsageError(f"`{value}` is not a silence ID (a UUID, as `alerts` and Alertmanager show it)")
     return value.lower()
 

@@ -90,13 +90,17 @@ class Desk:
         record = request.message or {}
         if request.permalink or not record.get("ts"):
             return request
+        permalink = await self.permalink(str(record.get("channel") or request.channel), str(record["ts"]))
+        return dataclasses.replace(request, permalink=permalink)
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        """A message's permalink, "" when Slack won't say (logged)."""
         try:
-            answer = await self.poster.reader.chat_getPermalink(channel=str(record.get("channel") or request.channel),
-                                                                message_ts=str(record["ts"]))
+            answer = await self.poster.reader.chat_getPermalink(channel=channel, message_ts=ts)
         except SlackApiError as e:
-            log.info("no permalink for %s: %s", request.id, slack_error(e))
-            return request
-        return dataclasses.replace(request, permalink=str(answer.get("permalink") or ""))
+            log.info("no permalink for %s in %s: %s", ts, channel, slack_error(e))
+            return ""
+        return str(answer.get("permalink") or "")
 
     def message(self, request: ActionRequest) -> Message:
         return approval_message(request, self.authorizer.approvers(request.action),

@@ -15,12 +15,11 @@ from typing import Any
 from bot.actions import request as state
 from bot.actions.request import ActionRequest
 from bot.slack.mrkdwn import safe, truncate
-from bot.slack.render import Message
+from bot.slack.render import Message, context, section
 from diagnostics.durations import spoken_duration
 from operations.model import Change, Preview
 
 APPROVE, CANCEL, REVERT = "ops-approve", "ops-cancel", "ops-revert"
-SECTION_LIMIT = 3000
 MAX_DETAILS = 20
 MAX_TEXT = 3000
 
@@ -53,11 +52,11 @@ def _title(request: ActionRequest, preview: Preview | None) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+    return section(text).to_dict()
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}]}
+    return context(text).to_dict()
 
 
 def _preview_blocks(preview: Preview) -> list[dict[str, Any]]:

@@ -67,16 +67,7 @@ async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, 
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the bot never answered /healthz")
+        await _wait_healthy(unused_tcp_port)
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 15)
         assert proc.returncode == 0, err.decode()
