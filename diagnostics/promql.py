@@ -63,6 +63,70 @@ def string_literal(value: str) -> str:
     return '"' + escape_string(value) + '"'
 
 
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def regex_escape(value: str) -> str:
+    """`value` as an RE2 pattern (Prometheus's regex syntax) matching exactly that text: its meta
+    characters escaped, as Go's regexp.QuoteMeta does. Still to be put in a string literal."""
+    return "".join("\\" + c if c in _RE2_META else c for c in value)
+
+
+# Function arguments PromQL reads as a regex (0-based): label_replace(v, dst, replacement, src, regex).
+_REGEX_ARGUMENTS = {"label_replace": 4}
+_BARE_VALUE = re.compile(r"[^\s\"'`,})]+")
+
+
+def regex_marks(expr: str, mark: str) -> list[bool]:
+    """For each `mark` (a character that stands for a value) in `expr`, in order: whether PromQL
+    reads it as part of a regex, i.e. it is in (or is) the value after `=~`/`!~`, or in
+    label_replace's regex argument. A scanner like inject_matchers', not a parser."""
+    out: list[bool] = []
+    calls: list[tuple[str, int]] = []  # the open brackets: (function name or "", argument index)
+    previous = ""
+    i, n = 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c == mark or c in "\"'`":
+            end = i + 1 if c == mark else _string_end(expr, i)
+            regex = previous in ("=~", "!~") or (
+                bool(calls) and _REGEX_ARGUMENTS.get(calls[-1][0]) == calls[-1][1])
+            out += [regex] * expr.count(mark, i, end)
+            previous, i = "value", end
+        elif c == "#":
+            end = expr.find("\n", i)
+            end = n if end < 0 else end
+            out += [False] * expr.count(mark, i, end)
+            i = end
+        elif expr.startswith(("=~", "!~"), i):
+            previous, i = expr[i:i + 2], i + 2
+            if bare := _BARE_VALUE.match(expr, i):  # `instance=~node-{n}`: a label filter's word
+                out += [True] * bare.group().count(mark)
+                previous, i = "value", bare.end()
+        else:
+            previous, i = _token(expr, i, calls, previous)
+    return out
+
+
+def _token(expr: str, i: int, calls: list[tuple[str, int]], previous: str) -> tuple[str, int]:
+    """regex_marks' other tokens: a name (a function call opens its arguments), a bracket, a comma
+    (the next argument); the token and the index just past it."""
+    if match := _IDENT.match(expr, i):
+        following = _skip_space(expr, match.end())
+        if expr[following:following + 1] != "(":
+            return match.group(), match.end()
+        calls.append((match.group().lower(), 0))
+        return "(", following + 1
+    c = expr[i]
+    if c in "([{":
+        calls.append(("", 0))
+    elif c in ")]}" and calls:
+        calls.pop()
+    elif c == "," and calls:
+        calls[-1] = (calls[-1][0], calls[-1][1] + 1)
+    return previous if c.isspace() else c, i + 1
+
+
 def inject_matchers(expr: str, matchers: Iterable[Matcher]) -> str:
     """`expr` with `matchers` added to every series selector in it.
 

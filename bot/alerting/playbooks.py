@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from bot.alerting.model import Alert
-from bot.alerting.steps import EXPR, Step, StepTemplate, fill_text, names, parse_template
+from bot.alerting.steps import EXPR, Pattern, Step, StepTemplate, fill_text, names, parse_template
 from bot.commands.parser import CommandTable
 from bot.errors import UsageError
 from bot.sections import DEFAULT_FILE, Where, entry, key, list_of, mapping_of, show, text, unknown_key
@@ -56,25 +56,25 @@ DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
     },
     "HighCPUUsage": {
         "steps": [
-            "metric node-cpu instance={instance}",
-            "graph node-cpu instance={instance}",
-            "promql topk(5, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{node=\"{node}\"}}[5m])))",
+            "metric node-cpu instance=~{instance}",
+            "graph node-cpu instance=~{instance}",
+            "promql topk(5, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{node=~\"{node}\"}}[5m])))",
         ],
         "actions": [],
     },
     "HighMemoryUsage": {
         "steps": [
-            "metric node-memory instance={instance}",
-            "graph node-memory instance={instance}",
-            "promql topk(5, sum by (namespace, pod) (container_memory_working_set_bytes{{node=\"{node}\"}}))",
+            "metric node-memory instance=~{instance}",
+            "graph node-memory instance=~{instance}",
+            "promql topk(5, sum by (namespace, pod) (container_memory_working_set_bytes{{node=~\"{node}\"}}))",
         ],
         "actions": [],
     },
     "DiskSpaceWarning": {
         "steps": [
-            "metric node-disk instance={instance} mountpoint={mountpoint}",
-            "graph node-disk instance={instance} mountpoint={mountpoint}",
-            "promql topk(5, sum by (namespace, pod) (container_fs_usage_bytes{{node=\"{node}\"}}))",
+            "metric node-disk instance=~{instance} mountpoint={mountpoint}",
+            "graph node-disk instance=~{instance} mountpoint={mountpoint}",
+            "promql topk(5, sum by (namespace, pod) (container_fs_usage_bytes{{node=~\"{node}\"}}))",
         ],
         "actions": [],
     },
@@ -82,7 +82,9 @@ DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
 # Any other alert: its own expression and what happened in its namespace.
 FALLBACK_PLAYBOOK: dict[str, Any] = {"steps": ["graph {expr}", "events -n {namespace}"], "actions": []}
 
-# The runbook's production names, for alerts whose labels don't say.
+# The runbook's production names, for alerts whose labels don't say. `instance` and `node` are
+# matched with `=~` by the node playbooks, so their fallback `.+` (any) works: a fallback is a
+# Pattern (bot.alerting.steps), a regex as written, while an alert's label value is regex-escaped.
 DEFAULT_PARAMETERS = {
     "namespace": "claude-deployment-prod",
     "deployment": "claude-deployment-api",
@@ -134,10 +136,12 @@ def parameters(alert: Alert, defaults: Mapping[str, str]) -> dict[str, str]:
     """What fills a step's placeholders: the alert's labels, with fallbacks.
 
     Any value can fill a placeholder, as a value (bot.alerting.steps). Where there is a fallback,
-    a value that is not one printable word (white space, braces) is passed over for it.
+    a value that is not one printable word (white space, braces) is passed over for it. The
+    fallbacks are Patterns: in a regex matcher `.+` means any, where a label's `.+` is that text.
     """
     labels = {k: v for k, v in alert.labels.items() if v}
     words = {k: v for k, v in labels.items() if _safe_value(v)}
+    defaults = {k: Pattern(v) for k, v in defaults.items()}  # configuration: a regex where one is read
     values = {**defaults, **{k: v for k, v in labels.items() if k in words or k not in defaults}}
     values["namespace"] = words.get("namespace") or words.get("kubernetes_namespace") or defaults["namespace"]
     values["deployment"] = (words.get("deployment") or words.get("app") or words.get("service")
@@ -145,7 +149,7 @@ def parameters(alert: Alert, defaults: Mapping[str, str]) -> dict[str, str]:
     values["app"] = words.get("app") or words.get("service") or defaults["app"]
     instance = words.get("instance", "")
     values["instance"] = instance or defaults["instance"]
-    values["node"] = labels.get("node") or instance.rsplit(":", 1)[0] or ".+"
+    values["node"] = labels.get("node") or instance.rsplit(":", 1)[0] or Pattern(".+")
     # The one placeholder that is PromQL: the alert rule's expression, the whole of a
     # `graph`/`promql` expression (never read for options).
     values[EXPR] = expression(alert) or f"ALERTS{{alertname={string_literal(alert.name)}}}"

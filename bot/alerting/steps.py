@@ -8,7 +8,11 @@ never by a label. A value then fills its slot and nothing else:
 - a label filter's value (`metric node-cpu instance={instance}`) is that matcher's value, quoted
   and escaped as a PromQL string when the query is built;
 - inside a PromQL expression (`promql`, `graph`) a value is a PromQL string literal, escaped (or,
-  between the template's own quotes, the inside of one), so it can never end the literal.
+  between the template's own quotes, the inside of one), so it can never end the literal;
+- where PromQL reads the value as a regex (a `=~`/`!~` matcher, a label filter's or a string's;
+  label_replace's regex argument) it is regex-escaped first (RE2, as Prometheus reads it), so
+  `.*` or `a|b` matches that text only. A `Pattern` (a fallback such as `.+`, a
+  `playbook_defaults:` entry: configuration, not an alert's) goes in as the regex it is.
   `{expr}`, the alert rule's own expression, is PromQL by design: it may only be the whole
   expression, and is never read for options.
 """
@@ -25,7 +29,7 @@ from bot.commands.args import label_filters
 from bot.commands.model import Arg, Command, Invocation
 from bot.commands.parser import CommandTable, convert_args
 from bot.errors import UsageError
-from diagnostics.promql import Matcher, escape_string, string_literal
+from diagnostics.promql import Matcher, escape_string, regex_escape, regex_marks, string_literal
 
 EXPR = "expr"  # the alert rule's expression: PromQL, not a label's value
 
@@ -34,6 +38,13 @@ Pieces = tuple[tuple[str, "str | None"], ...]
 SlotKind = Literal["word", "filters", "preset", "promql"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLAIN = re.compile(r"^[^\s\"'`\\{}]+$")
+_REGEX = ("=~", "!~")
+_MARK = "\x00"  # a placeholder while the template is scanned for regexes
+
+
+class Pattern(str):
+    """A value that is a regex as written (a fallback such as `.+`, a `playbook_defaults:` entry):
+    in a regex it goes in as it is; anywhere else, as its text."""
 
 
 def pieces(template: str) -> Pieces:
@@ -141,7 +152,8 @@ def _label_problem(template: str, values: Mapping[str, str], message: str) -> st
 
 
 def _matchers(matchers: Any, values: Mapping[str, str]) -> list[Matcher]:
-    return [(name, op, fill_text(value, values, bare_words=True, quoted=False)) for name, op, value in matchers]
+    return [(name, op, fill_text(value, values, bare_words=True, quoted=False, regex=op in _REGEX))
+            for name, op, value in matchers]
 
 
 # --------------------------------------------------------------------------- reading a template
@@ -174,35 +186,50 @@ def _slot(command: Command, arg: Arg, template: str) -> Slot:
 
 
 def fill_text(template: str, values: Mapping[str, str], *, bare_words: bool, quoted: bool = True,
-              display: bool = False) -> str:
+              display: bool = False, regex: bool = False) -> str:
     """`template` with its placeholders filled in.
 
     quoted: a value goes in as a PromQL string literal, escaped (between the template's own
     quotes: escaped as their inside); with bare_words, a value that is one plain word goes in as
     it is. Not quoted: the values as they are (one argument's text, after the words are read).
-    `{expr}` goes in as it is (display: on one line).
+    A value PromQL reads as a regex (quoted: found in the template; `regex`: every value) is
+    regex-escaped first, unless it is a Pattern. `{expr}` goes in as it is (display: on one line).
     """
+    parts = pieces(template)
+    in_regex = _regex_placeholders(parts) if quoted and not regex else []
     out: list[str] = []
     quote = ""
-    for literal, name in pieces(template):
+    for literal, name in parts:
         out.append(literal)
         quote, dangling = _quote_after(literal, quote)
         if name is None:
             continue
         value = values[name]
+        read_as_regex = in_regex.pop(0) if in_regex else regex
+        escaped = read_as_regex and name != EXPR and not isinstance(value, Pattern)
+        if escaped:
+            value = regex_escape(value)  # `a\.b`: still a plain word
         if not quoted or (name == EXPR and not quote):
             out.append(" ".join(value.split()) if display and name == EXPR else value)
         elif dangling:
             raise UsageError(f"{{{name}}} right after a backslash in a PromQL string")
         elif quote == "`":  # a raw string has no escapes
             if "`" in value:
-                raise UsageError(f"the alert's label {name}=`{value}` cannot go in a `…` string")
+                raise UsageError(f"the alert's label {name}=`{values[name]}` cannot go in a `…` string")
             out.append(value)
         elif quote:
             out.append(escape_string(value, quote))
         else:
-            out.append(value if bare_words and _PLAIN.match(value) else string_literal(value))
+            word = value.replace("\\", "") if escaped else value
+            out.append(value if bare_words and _PLAIN.match(word) else string_literal(value))
     return "".join(out)
+
+
+def _regex_placeholders(parts: Pieces) -> list[bool]:
+    """For each placeholder of the template, in order: whether PromQL reads its value as a regex."""
+    if any(_MARK in literal for literal, _ in parts):
+        raise UsageError("a NUL character in a step")
+    return regex_marks("".join(literal + (_MARK if name is not None else "") for literal, name in parts), _MARK)
 
 
 def _quote_after(literal: str, quote: str) -> tuple[str, bool]:

@@ -13,7 +13,7 @@ from diagnostics.presets import DEFAULT_PRESETS
 from diagnostics.prometheus import preset_expr
 
 TABLE = build_table(Sections())
-CPU_TOP = "topk(5, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{node=%s}[5m])))"
+CPU_TOP = "topk(5, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{node=~%s}[5m])))"
 
 
 def alert(name: str, url: str = "", **labels: str) -> Alert:
@@ -147,3 +147,70 @@ def test_a_missing_label_still_skips_only_its_step():
 def test_templates_are_checked_at_start(step, message):
     with pytest.raises(ConfigError, match="playbooks.X.steps.0.: .*" + message.replace("(", r"\(").replace(")", r"\)")):
         validate_steps(load({"X": {"steps": [step]}}), TABLE, "default")
+
+
+# Follow-up of issue 10: where PromQL reads a value as a regex, the value matches itself only.
+
+
+@pytest.mark.parametrize("value, literal", [
+    (".*", r'"\\.\\*"'),
+    ("a|b", r'"a\\|b"'),
+    ("10.0.0.1", r'"10\\.0\\.0\\.1"'),
+    ('a"b(c)', r'"a\"b\\(c\\)"'),
+    ("\\d", r'"\\\\d"'),
+    ("node-7:9100", '"node-7:9100"'),
+])
+def test_a_value_in_a_regex_matcher_is_regex_escaped_then_string_escaped(value, literal):
+    assert one('promql up{{node=~"{node}"}}', node=value).invocation.args["expr"] == "up{node=~%s}" % literal
+    assert one("promql up{{node!~{node}}}", node=value).invocation.args["expr"] == "up{node!~%s}" % literal
+    # Equality matchers and other strings are not regexes: the value only string-escaped, as before.
+    step = one('promql label_join(up{{node="{node}"}}, "n", "{node}", "node")', node=".*")
+    assert step.invocation.args["expr"] == 'label_join(up{node=".*"}, "n", ".*", "node")'
+
+
+def test_the_templates_own_regex_around_a_value_stays_a_regex():
+    step = one('promql up{{job=~"{job}-.*|other", node="{job}"}}', job="a.b")
+    assert step.invocation.args["expr"] == r'up{job=~"a\\.b-.*|other", node="a.b"}'
+
+
+def test_label_replaces_regex_argument_is_a_regex_and_its_others_are_not():
+    step = one('promql label_replace(up, "dst", "{x}", "src", "{x}(.*)")', x="a.b")
+    assert step.invocation.args["expr"] == r'label_replace(up, "dst", "a.b", "src", "a\\.b(.*)")'
+
+
+@pytest.mark.parametrize("template, key", [
+    ("metric node-cpu instance=~{instance}", "filters"),
+    ("graph node-cpu instance=~{instance}", "query"),
+    ("metric node-cpu instance!~pre-{instance}", "filters"),
+])
+def test_a_value_in_a_regex_label_filter_is_regex_escaped(template, key):
+    step = one(template, instance="a|b.c")
+    filters = step.invocation.args[key]
+    matchers = filters.matchers if key == "query" else filters
+    (name, op, value), = matchers
+    assert value.endswith(r"a\|b\.c") and op in ("=~", "!~")
+    assert r"a\|b\.c" in step.text
+    expr = preset_expr(DEFAULT_PRESETS["node-cpu"], matchers)
+    assert r'"a\\|b\\.c"' in expr or r'"pre-a\\|b\\.c"' in expr
+
+
+def test_the_node_playbooks_regex_fallback_any_node_still_works():
+    (metric, graph, top) = steps(alert("HighCPUUsage"))  # neither node nor instance
+    assert metric.invocation.args["filters"] == [("instance", "=~", ".+")]
+    assert top.invocation.args["expr"] == CPU_TOP % '".+"'
+    # A label whose value is `.+` is that text, not any node.
+    (metric, _, top) = steps(alert("HighCPUUsage", node=".+", instance=".+"))
+    assert metric.invocation.args["filters"] == [("instance", "=~", r"\.\+")]
+    assert top.invocation.args["expr"] == CPU_TOP % r'"\\.\\+"'
+
+
+def test_the_node_playbooks_match_the_alerts_instance_and_node_exactly():
+    (metric, graph, top) = steps(alert("HighCPUUsage", instance="10.0.0.7:9100"))
+    assert metric.invocation.args["filters"] == [("instance", "=~", r"10\.0\.0\.7:9100")]
+    assert top.invocation.args["expr"] == CPU_TOP % r'"10\\.0\\.0\\.7"'
+    assert metric.text == r"metric node-cpu instance=~10\.0\.0\.7:9100"
+
+
+def test_a_configured_default_is_a_regex_as_written():
+    (step,) = steps(alert("X"), {"X": {"steps": ['promql up{{namespace=~"{namespace}"}}']}}, {"namespace": "prod-.*"})
+    assert step.invocation.args["expr"] == 'up{namespace=~"prod-.*"}'

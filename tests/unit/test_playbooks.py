@@ -32,8 +32,8 @@ def test_missing_labels_fall_back_to_the_runbooks_names_and_to_configured_defaul
 
 def test_node_alerts_target_the_alerts_instance_and_node():
     steps = load(None).commands(alert("HighCPUUsage", instance="node-7:9100"))
-    assert steps[0] == "metric node-cpu instance=node-7:9100"
-    assert 'node="node-7"' in steps[2]
+    assert steps[0] == "metric node-cpu instance=~node-7:9100"
+    assert 'node=~"node-7"' in steps[2]
 
 
 def test_any_other_alert_graphs_its_own_expression_from_the_generator_url():
