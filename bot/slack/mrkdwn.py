@@ -50,14 +50,21 @@ def code_body(lines: "list[str]") -> str:
     return "\n".join(safe(line).replace("`", "'") for line in lines)
 
 
+# The start of a Slack token the cut left open: `<https://x|lab`, `<@U12`, `<!here`, `<#C1`, `<`.
+_OPEN_TOKEN = re.compile(r"<[^<>\s|]*(?:\|[^<>]*)?$")
+
+
 def truncate(text: str, limit: int, marker: str = "…") -> str:
     """Cut to at most `limit` characters, marking the cut.
 
-    Never cuts an escape sequence (`&amp;`) in half, which Slack would show as garbage.
+    Never cuts a token (`<url|label>`, `<@U…>`, `<!here>`) or an escape sequence (`&amp;`) in
+    half, which Slack would show as garbage or as a broken link: the partial one is dropped.
     """
     if len(text) <= limit:
         return text
     cut = text[: max(limit - len(marker), 0)]
+    if token := _OPEN_TOKEN.search(cut):
+        cut = cut[: token.start()]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]

@@ -1,4 +1,7 @@
+import pytest
+
 from bot.slack.mrkdwn import code, escape, redact, truncate
+from bot.slack.render import SECTION_LIMIT, context, section
 
 
 def test_escape_neutralises_mentions_and_forged_links():
@@ -83,3 +86,32 @@ def test_file_titles_and_names_cannot_mention_or_link_and_twice_is_as_once():
     assert "<" not in once.title + once.filename and ">" not in once.title + once.filename
     assert "‹!everyone›" in once.title and "\u202e" not in once.title
     assert safe_file(once) == once and len(safe_file(FileAttachment("f", b"", title="t" * 5000)).title) <= 250
+
+
+@pytest.mark.parametrize("token", [
+    "<https://grafana.example/d/abc?var=x&amp;from=now-1h|Open the dashboard>",
+    "<@U0ALICE001>",
+    "<!here>",
+    "<!subteam^S0ONCALL01|@oncall>",
+    "<#C0OPS00001>",
+])
+def test_truncate_never_leaves_a_slack_token_open(token):
+    text = "x" * 20 + " " + token + " after"
+    for limit in range(22, 23 + len(token)):  # every cut through the token, and just past it
+        cut = truncate(text, limit)
+        assert cut.endswith("…") and len(cut) <= limit
+        assert cut.count("<") == cut.count(">")  # whole or gone
+        assert cut in (text[:21] + "…", text[:21] + token + "…")
+
+
+def test_a_cut_after_a_whole_token_keeps_it():
+    assert truncate("see <@U0ALICE001> now please", 20) == "see <@U0ALICE001> n…"
+
+
+def test_render_context_and_section_never_split_a_link():
+    link = "<https://grafana.example/d/abc|Dashboard>"
+    text = "a" * (SECTION_LIMIT - 10) + link + " and more"
+    for block in (context(text), section(text)):
+        shown = block.to_dict()
+        body = shown["elements"][0]["text"] if "elements" in shown else shown["text"]["text"]
+        assert body.endswith("a…") and "<https" not in body and len(body) <= SECTION_LIMIT
