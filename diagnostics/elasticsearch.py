@@ -1,7 +1,9 @@
 """Elasticsearch: the runbook's log queries (`errors`, `slow`).
 
 `error_logs` runs the runbook's two queries together: the newest error lines of one app
-(bool.must: app label, "ERROR" in the message, @timestamp in range; newest first) and the
+(bool.must: app label, "ERROR" in the message wherever the document keeps it (a bool.should
+over the message fields: the configured one, ECS's `message`, `log`, `error.message`),
+@timestamp in range; newest first) and the
 error count per endpoint (a terms aggregation over the error-level documents).
 `slow_requests` lists the slowest requests (response_time >= min-ms, slowest first).
 
@@ -82,9 +84,11 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
     f = logs.fields
     window = {"range": {f.timestamp_field: {"gte": f"now-{since_seconds}s"}}}
     app_match = {"match": {f.app_field: app}}
+    in_message = {"bool": {"should": [{"match": {field: "ERROR"}} for field in message_fields(f)],
+                           "minimum_should_match": 1}}
     lines, by_endpoint = await asyncio.gather(
         logs.search({
-            "query": {"bool": {"must": [app_match, {"match": {f.message_field: "ERROR"}}, window]}},
+            "query": {"bool": {"must": [app_match, in_message, window]}},
             "sort": [{f.timestamp_field: {"order": "desc"}}],
             "size": SHOWN,
             "track_total_hits": True,
@@ -105,6 +109,7 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
     if total > len(shown):
         summary += f"; the newest {len(shown)} below"
     other = endpoints.get("sum_other_doc_count", 0)
+    in_kql = " or ".join(f"{field}:ERROR" for field in message_fields(f))
     return Result(
         status=Status.WARNING if total else Status.OK,
         title=title,
@@ -113,7 +118,7 @@ async def error_logs(logs: LogSearch, app: str, since_seconds: int) -> Result:
         columns=("endpoint", "errors"),
         rows=[Row((str(b["key"]), str(b["doc_count"])), Status.WARNING) for b in endpoints.get("buckets", [])],
         lines=shown,
-        links=logs.kibana_links(f'{f.app_field}:"{app}" and {f.message_field}:ERROR', since_seconds),
+        links=logs.kibana_links(f'{f.app_field}:"{app}" and ({in_kql})', since_seconds),
         folded_rows_note=f"{other} more errors on other endpoints" if other else "",
     )
 
@@ -186,10 +191,16 @@ def _field(hit: dict[str, Any], field: str) -> str:
     return " ".join(str(value).split())  # one line, whatever the log line held
 
 
+def message_fields(fields: LogFields) -> list[str]:
+    """Where a document may keep its message: the configured field, then ECS's `message`, then
+    `log` (text in the runbook's layout; in ECS an object such as {"level": "error"}, which no
+    query matches and _field reads as ""), then `error.message`."""
+    return list(dict.fromkeys((fields.message_field, "message", "log", "error.message")))
+
+
 def _message(hit: dict[str, Any], fields: LogFields) -> str:
-    """The log message wherever the document keeps it: the configured field, then ECS's `message`,
-    then `log` when it is text (in ECS it is an object such as {"level": "error"}), then `error.message`."""
-    for field in (fields.message_field, "message", "log", "error.message"):
+    """The log message wherever the document keeps it (message_fields, in order; text only)."""
+    for field in message_fields(fields):
         if text := _field(hit, field):
             return text
     return "(no message)"

@@ -103,7 +103,8 @@ async def test_errors_send_the_runbook_queries(fake_elasticsearch, es):
     lines = next(r.body for r in searches if r.body.get("size"))
     assert lines["query"]["bool"]["must"] == [
         {"match": {"kubernetes.labels.app": APP}},
-        {"match": {"log": "ERROR"}},
+        {"bool": {"should": [{"match": {"log": "ERROR"}}, {"match": {"message": "ERROR"}},
+                             {"match": {"error.message": "ERROR"}}], "minimum_should_match": 1}},
         {"range": {"@timestamp": {"gte": "now-1800s"}}},
     ]
     assert lines["sort"] == [{"@timestamp": {"order": "desc"}}]
@@ -152,22 +153,39 @@ async def test_ecs_documents_show_their_message_never_a_python_repr(fake_elastic
     fake_elasticsearch.add_docs(INDEX, [
         ecs_doc(1, message="ERROR upstream failed"),
         ecs_doc(2, error={"message": "ERROR connection reset", "type": "OSError"}),
-        ecs_doc(3, message={"nested": "object"}),
+        ecs_doc(3, message={"nested": "ERROR object"}),  # an object: no message, matched by nothing
     ])  # fmt: skip
     lines = (await errors(es)).lines
-    assert [line.split("  ", 1)[1] for line in lines] == [
-        "ERROR upstream failed", "ERROR connection reset", "(no message)",
-    ]
+    assert [line.split("  ", 1)[1] for line in lines] == ["ERROR upstream failed", "ERROR connection reset"]
     assert not any("{" in line or "'level'" in line for line in lines)
+
+
+async def test_errors_are_found_in_whichever_field_carries_the_message(fake_elasticsearch, es):
+    # The configured field is `log` (the runbook's); ECS documents carry the message elsewhere,
+    # and their `log` is an object ({"level": "error"}) that no query matches.
+    fake_elasticsearch.add_docs(INDEX, [
+        error_doc(1, 1),
+        ecs_doc(2, message="ERROR upstream failed"),
+        ecs_doc(3, error={"message": "ERROR connection reset", "type": "OSError"}),
+        ecs_doc(4, message="GET /v1/ok 200"),  # no ERROR in any message field
+    ])  # fmt: skip
+    result = await errors(es)
+    assert [line.split("  ", 1)[1] for line in result.lines] == [
+        "ERROR upstream failed #1", "ERROR upstream failed", "ERROR connection reset",
+    ]
+    assert result.summary.startswith("3 error lines")
+    (link,) = (await errors(es, kibana_url="https://kibana.example")).links
+    assert "(log:ERROR%20or%20message:ERROR%20or%20error.message:ERROR)" in link.url
 
 
 async def test_the_configured_message_field_comes_first_and_log_is_read_when_it_is_text(fake_elasticsearch, es):
     fake_elasticsearch.add_docs(INDEX, [error_doc(1, 1) | {"message": "the other field"}])
     assert (await errors(es)).lines[0].endswith("ERROR upstream failed #1")
     fields = LogFields(message_field="msg")
-    assert (await errors(es, fields=fields)).lines == []  # the query looks in msg too
-    fake_elasticsearch.add_docs(INDEX, [error_doc(1, 2) | {"msg": "ERROR in msg"}])
-    assert (await errors(es, fields=fields)).lines[0].endswith("ERROR in msg")
+    fake_elasticsearch.add_docs(INDEX, [error_doc(2, 2) | {"msg": "ERROR in msg"}])
+    # Both are found (the query looks in msg, message and log); each shows its first message field.
+    assert [line.split("  ", 1)[1] for line in (await errors(es, fields=fields)).lines] == [
+        "the other field", "ERROR in msg"]
 
 
 async def test_a_long_line_is_cut_and_crowds_out_no_other(fake_elasticsearch, es):

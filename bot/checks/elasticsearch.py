@@ -84,8 +84,9 @@ def commands(fields: LogFields) -> list[Command]:
     return [
         Command(
             "errors",
-            ("Newest error log lines of an app (the message found in the configured field, `message`, `log` or "
-             "`error.message`; each line cut to 300 characters) and the error count per endpoint (Elasticsearch)"),
+            ("Newest error log lines of an app (ERROR looked for, and the message shown, in the configured field, "
+             "`message`, `log` or `error.message`; each line cut to 300 characters) and the error count per "
+             "endpoint (Elasticsearch)"),
             (Arg("app", "app label (default from chatops.yaml)", required=False, convert=app_label), SINCE),
             run=partial(errors, fields),
             backend="elasticsearch",

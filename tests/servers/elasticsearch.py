@@ -9,7 +9,8 @@ endpoints the bot uses, over real HTTP, from documents the test seeds:
     GET|POST /{index}/_count
 
 Query support is the runbook's subset: bool (must/filter/should/must_not), match and
-match_phrase (case-insensitive "field contains the text" -- not real analysis), term, terms,
+match_phrase (case-insensitive "field contains the text" -- not real analysis; an object
+field matches nothing), term, terms,
 exists, range (numbers, ISO dates, `now-1h` date math) and match_all. Anything else answers
 400, so a query the fake does not understand fails loudly instead of matching everything.
 Each index is one shard: a `*` pattern that matches no index answers 200 with `_shards.total` 0
@@ -283,8 +284,9 @@ def _matches(query: dict[str, Any], source: Source) -> bool:
     field, wanted = _single(spec, kind)
     values = _values(source, field)
     if kind in ("match", "match_phrase"):
+        # An object field (ECS's `log: {"level": …}`) has no text of its own: it matches nothing.
         text = str(wanted["query"] if isinstance(wanted, dict) else wanted).lower()
-        return any(text in str(value).lower() for value in values)
+        return any(text in str(value).lower() for value in values if not isinstance(value, dict))
     if kind == "term":
         return (wanted["value"] if isinstance(wanted, dict) else wanted) in values
     if kind == "terms":
