@@ -112,3 +112,19 @@ async def test_alerts_with_alertmanager_down_posts_an_error_naming_where(start_b
     text = await posted(http, bot, fake_slack, signing_secret, "alerts")
     assert f"Alertmanager: cannot connect to http://127.0.0.1:{unused_tcp_port}: connection refused" in text
     assert ":warning:" in text
+
+
+async def test_a_chart_titled_with_a_mention_is_uploaded_with_the_mention_neutralised(bot, http, fake_slack,
+                                                                                     signing_secret):
+    # The chart's title is the expression, which carries `<!everyone>` (a label value it sets).
+    expr = 'label_replace(up, "x", "<!everyone>", "", "")'
+    await ops(http, bot, fake_slack, signing_secret, f"graph {expr}")
+    await fake_slack.wait_for("files.completeUploadExternal", timeout=30)
+
+    (file,) = fake_slack.files
+    assert file.completed and file.content.startswith(b"\x89PNG")
+    assert file.title == 'label_replace(up, "x", "‹!everyone›", "", "") (last 1h)'
+    assert file.initial_comment is None or "<!" not in file.initial_comment
+    assert "<" not in file.filename + file.title
+    text = posted_text(fake_slack.messages("C0OPS")[0])
+    assert "<!everyone>" not in text and "&lt;!everyone&gt;" in text
