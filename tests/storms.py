@@ -13,7 +13,8 @@ FINISHED = "Investigation · HighErrorRate"  # the investigation reply's heading
 
 
 def storm(count: int, start: int = 0) -> dict[str, Any]:
-    """One Alertmanager webhook body carrying `count` firing HighErrorRate alerts."""
+    """An Alertmanager webhook body carrying `count` firing HighErrorRate alerts, one per pod, as
+    a route grouping by instance sends them: each alert its own group (`notifications`)."""
     body = json.loads((FIXTURES / "webhook-firing.json").read_text())
     template = body["alerts"][0]
     body["alerts"] = []
@@ -25,9 +26,23 @@ def storm(count: int, start: int = 0) -> dict[str, Any]:
     return body
 
 
-def split(body: dict[str, Any], parts: int) -> list[dict[str, Any]]:
-    """The storm as `parts` notifications (a replica each, or Alertmanager's groups)."""
-    return [{**body, "alerts": body["alerts"][i::parts]} for i in range(parts)]
+def notifications(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The storm's alerts each in its own group, as Alertmanager sends them (a notification each)."""
+    return [{**body, "alerts": [alert], "groupKey": f'{{}}/{{}}:{{instance="{alert["labels"]["instance"]}"}}',
+             "groupLabels": {"instance": alert["labels"]["instance"]}} for alert in body["alerts"]]
+
+
+def grouped(body: dict[str, Any], groups: int) -> list[dict[str, Any]]:
+    """The storm's alerts in `groups` Alertmanager groups, a notification each (every alert of a
+    group in it, as Alertmanager sends a group whole)."""
+    return [{**body, "alerts": body["alerts"][i::groups], "groupKey": f'{{}}/{{}}:{{shard="{i}"}}',
+             "groupLabels": {"shard": str(i)}} for i in range(groups)]
+
+
+def split(body: dict[str, Any], parts: int) -> list[list[dict[str, Any]]]:
+    """The storm's notifications (an alert each) dealt to `parts` replicas."""
+    each = notifications(body)
+    return [each[i::parts] for i in range(parts)]
 
 
 def fingerprints(body: dict[str, Any]) -> list[str]:

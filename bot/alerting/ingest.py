@@ -66,7 +66,12 @@ def parse_webhook(body: Any) -> Notification:
         group_labels=_str_map(body.get("groupLabels"), "groupLabels"),
         external_url=str(body.get("externalURL", "")),
         alerts=tuple(alerts),
+        truncated=_count(body.get("truncatedAlerts")),
     )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _webhook_alert(raw: Any, where: str) -> Alert:

@@ -54,6 +54,7 @@ class Notification:
     group_labels: Mapping[str, str]
     external_url: str
     alerts: tuple[Alert, ...]
+    truncated: int = 0  # alerts Alertmanager left out (webhook_configs max_alerts): the list is partial
 
 
 def alert_to_doc(alert: Alert) -> dict[str, object]:

@@ -11,15 +11,19 @@ are read from the store and from the cluster, never from the click.
     raise-limits     the runbook's limits (chatops.yaml actions.raise_limits: 6Gi / 2000m)
     circuit-breaker  the runbook's ConfigMap key to "true"
     silence          every label of the alert, for the chosen time
+
+For a group (a webhook thread of several alerts) the alert is what they have in common: silence
+matches the labels they share; a change to a Deployment is refused when they name several.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from bot.actions.commands import Requester
 from bot.actions.config import ActionsConfig
+from bot.alerting.model import Alert
 from bot.alerting.playbooks import Playbooks, parameters
 from bot.alerting.state import load_thread
 from bot.commands.args import k8s_name, k8s_namespace
@@ -94,6 +98,8 @@ class Offers:
         if offer != SILENCE and offer not in self.playbooks.for_alert(alert).actions:
             raise UsageError(f"{offer} is not a mitigation of {alert.name}")
         values = parameters(alert, self.playbooks.defaults)
+        if offer != SILENCE:
+            _one_target(thread.firing() or thread.members(), self.playbooks.defaults)
         # Label values name the objects: only valid Kubernetes names (UsageError names the label).
         namespace = _named(k8s_namespace, values["namespace"], "namespace")
         deployment = _named(k8s_name, values["deployment"], "deployment")
@@ -117,6 +123,15 @@ class Offers:
             spec = Silence(matchers=matchers, seconds=seconds, created_by=requester.name or requester.user_id,
                            comment=f"{alert.name}: silenced from its Slack thread", request=request_id)
         return spec, thread.channel, thread.ts
+
+
+def _one_target(alerts: Sequence[Alert], defaults: Mapping[str, str]) -> None:
+    """A group's mitigation changes one Deployment: refused when its alerts name several."""
+    targets = sorted({(v["namespace"], v["deployment"]) for v in (parameters(a, defaults) for a in alerts)})
+    if len(targets) > 1:
+        named = ", ".join(f"{ns}/{name}" for ns, name in targets[:5]) + (" …" if len(targets) > 5 else "")
+        raise UsageError(f"the {len(alerts)} alerts of this thread are in {len(targets)} Deployments ({named}); "
+                         "ask for the one to change with /ops")
 
 
 def _named(convert: Callable[[str, str], str], value: str, what: str) -> str:

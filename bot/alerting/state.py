@@ -1,6 +1,10 @@
 """An alert's thread as the store keeps it: a typed, versioned document, changed by compare-and-set.
 
-One document per thread, at bot.state.keys.thread(source, fingerprint). Every change goes through
+One document per thread, at bot.state.keys.thread(source, id). A thread holds one or more
+alerts: a webhook thread is one Alertmanager group (its groupKey; every notification carries the
+group whole), an Alertmanager post's thread is one alert. `Notice` is what one notification says,
+and `continues`/`merged` decide, purely, whether it belongs to the thread's firing and what the
+thread becomes. Every change goes through
 `change_thread`: read it with its version, apply a pure function, write it back only if nobody
 wrote in between (otherwise read again and re-apply). So a resolution stored while a "still
 firing" note is being decided is never overwritten: the note's change is re-applied to the
@@ -10,12 +14,14 @@ resolved thread and decides there is nothing to note.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.alerting.model import Alert, AlertStatus
+from bot.alerting.model import Alert, AlertStatus, Notification, alert_from_doc, alert_to_doc
 from bot.slack.once import PostRecord
 from bot.state.keys import ThreadSource
 from bot.state.store import Store
@@ -24,19 +30,74 @@ THREAD_TTL = 30 * 86400.0  # a thread is remembered a month after its last chang
 MAX_CHANGE_ATTEMPTS = 50
 
 Investigation = Literal["pending", "done", "skipped"]
+SEVERITY_ORDER = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What one notification says about one thread's alerts.
+
+    id        the thread's id: the group's (a hash of Alertmanager's groupKey), or the alert's
+              fingerprint when the thread is one alert
+    alerts    the alerts as notified, firing and resolved
+    whole     the alerts are the whole group as Alertmanager has it now: one that was firing and
+              is absent has stopped firing (a webhook notification, unless Alertmanager truncated it)
+    """
+
+    id: str
+    alerts: tuple[Alert, ...]
+    group_key: str = ""
+    whole: bool = False
+
+    @property
+    def firing(self) -> bool:
+        return any(a.status == "firing" for a in self.alerts)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"id": self.id, "alerts": [alert_to_doc(a) for a in self.alerts], "group_key": self.group_key,
+                "whole": self.whole}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Notice:
+        """A job's payload; a job recorded before groups (one `alert`) is read as a one-alert notice."""
+        if "notice" not in payload:
+            alert = alert_from_doc(payload["alert"])
+            return cls(id=alert.fingerprint, alerts=(alert,))
+        doc = payload["notice"]
+        return cls(id=str(doc["id"]), alerts=tuple(alert_from_doc(a) for a in doc["alerts"]),
+                   group_key=str(doc.get("group_key") or ""), whole=bool(doc.get("whole")))
+
+    @classmethod
+    def of_alert(cls, alert: Alert) -> Notice:
+        return cls(id=alert.fingerprint, alerts=(alert,))
+
+
+def group_notices(notification: Notification) -> list[Notice]:
+    """A webhook notification as notices: one for its group; one per alert when it names no group
+    (an old Alertmanager, or a sender that is not one)."""
+    if not notification.group_key:
+        return [Notice.of_alert(alert) for alert in notification.alerts]
+    group_id = hashlib.sha256(notification.group_key.encode()).hexdigest()[:20]
+    return [Notice(id=group_id, alerts=notification.alerts, group_key=notification.group_key,
+                   whole=not notification.truncated)]
 
 
 @dataclass(frozen=True)
 class AlertThread:
     """An alert's thread in Slack, from firing to resolved.
 
-    fingerprint   Alertmanager's fingerprint of the alert (its label set)
+    fingerprint   the thread's id: Alertmanager's fingerprint of the alert (post), or the
+                  group's id (webhook; Notice.id)
     source        "webhook": the bot posted the alert itself and threads under its own post;
                   "post": Alertmanager posted it in Slack and the bot threads under that post
     alertname, labels, annotations, generator_url
-                  the alert as last notified (the playbook and the messages are built from it)
-    starts_at     ISO 8601: which firing this thread is for; a later firing of the same alert
-                  (a new startsAt) gets a new thread
+                  what the thread's alerts have in common (all of it, for one alert): the
+                  thread's playbook, offers and messages are built from it
+    alerts        every alert of this firing by fingerprint, as last notified (alert docs)
+    group_key     Alertmanager's groupKey (webhook)
+    starts_at     ISO 8601: which firing this thread is for (its first alert's startsAt); the
+                  group firing again after it resolved (new alerts, or a new startsAt) gets a new thread
+    revision, shown  the alerts changed `revision` times; the bot's post shows revision `shown`
     channel       where the thread is: the channel ID once Slack has answered with it
     ts            the thread's root message: the bot's alert post (webhook) or Alertmanager's
                   post (post); "" until the bot's own post is known to exist
@@ -51,6 +112,11 @@ class AlertThread:
                   "resolved", "note:<window>"; see PostRecord
     reply_final   the investigation reply's finished blocks and text, kept until the final edit
                   went through, so a retry edits without running the playbook again
+    round         the investigation's round: 1 at the opening; alerts that join later with steps
+                  not run yet start the next (a reply each, "reply" then "reply:2", …)
+    planned       the alerts (fingerprints) whose steps some round has taken
+    steps_seen    every distinct step taken into a round so far (run, or listed as not run)
+    round_steps, round_skipped  this round's steps to run, and those listed as not run (capped)
     """
 
     fingerprint: str
@@ -69,6 +135,15 @@ class AlertThread:
     investigation: Investigation = "pending"
     posts: Mapping[str, PostRecord] = field(default_factory=dict)
     reply_final: Mapping[str, Any] | None = None
+    alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    group_key: str = ""
+    revision: int = 0
+    shown: int = 0
+    round: int = 1
+    planned: tuple[str, ...] = ()
+    steps_seen: tuple[str, ...] = ()
+    round_steps: tuple[str, ...] = ()
+    round_skipped: tuple[str, ...] = ()
 
     # --------------------------------------------------------------- conversions
 
@@ -76,6 +151,9 @@ class AlertThread:
         # Field by field, not dataclasses.asdict: that deep-copies reply_final's blocks on every write.
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         doc["labels"], doc["annotations"] = dict(self.labels), dict(self.annotations)
+        doc["alerts"] = {fp: dict(a) for fp, a in self.alerts.items()}
+        for name in ("planned", "steps_seen", "round_steps", "round_skipped"):
+            doc[name] = list(doc[name])
         doc["posts"] = {name: dataclasses.asdict(record) for name, record in self.posts.items()}
         return doc
 
@@ -84,21 +162,36 @@ class AlertThread:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in doc.items() if k in names}
         values["posts"] = {name: PostRecord(**record) for name, record in (doc.get("posts") or {}).items()}
+        for name in ("planned", "steps_seen", "round_steps", "round_skipped"):
+            values[name] = tuple(values.get(name) or ())
+        if "planned" not in doc and doc.get("investigation") != "pending":
+            values["planned"] = (str(doc["fingerprint"]),)  # stored before rounds: its one round is taken
         return cls(**values)
 
     @classmethod
     def open(cls, alert: Alert, source: ThreadSource, channel: str, ts: str, now: float) -> AlertThread:
-        return cls(
-            fingerprint=alert.fingerprint, source=source, alertname=alert.name, labels=dict(alert.labels),
-            annotations=dict(alert.annotations), generator_url=alert.generator_url,
-            starts_at=iso(alert.starts_at), channel=channel, ts=ts, status="firing", last_note=now,
-        )
+        return cls.open_notice(Notice.of_alert(alert), source, channel, ts, now)
+
+    @classmethod
+    def open_notice(cls, notice: Notice, source: ThreadSource, channel: str, ts: str,
+                    now: float) -> AlertThread:
+        """A new thread for the notice's alerts; resolved (nothing to investigate) when none fires."""
+        firing = [a for a in notice.alerts if a.status == "firing"]
+        starts = min(iso(a.starts_at) for a in (firing or notice.alerts))
+        thread = cls(fingerprint=notice.id, source=source, alertname="", labels={}, annotations={},
+                     generator_url="", starts_at=starts, channel=channel, ts=ts, status="firing", last_note=now,
+                     group_key=notice.group_key, alerts={a.fingerprint: alert_to_doc(a) for a in notice.alerts})
+        thread = thread.with_view()
+        if not firing:  # resolved before the bot could post it: say so, don't investigate
+            thread = thread.replace(status="resolved", ends_at=thread.last_end(), investigation="skipped")
+        return thread
 
     def replace(self, **changes: Any) -> AlertThread:
         return dataclasses.replace(self, **changes)
 
     def alert(self) -> Alert:
-        """The alert as this thread knows it (for the playbook and the messages)."""
+        """What the thread's alerts have in common, as one alert (for the playbook, the offers and
+        the messages); for a one-alert thread, that alert."""
         return Alert(
             fingerprint=self.fingerprint, status=self.status, labels=dict(self.labels),
             annotations=dict(self.annotations), starts_at=datetime.fromisoformat(self.starts_at),
@@ -106,13 +199,103 @@ class AlertThread:
             generator_url=self.generator_url,
         )
 
+    def members(self) -> list[Alert]:
+        """The thread's alerts, firing first, each group in the order they started; a thread stored
+        before groups is its one alert."""
+        if not self.alerts:
+            return [self.alert()]
+        members = [alert_from_doc(doc) for doc in self.alerts.values()]
+        return sorted(members, key=lambda a: (a.status != "firing", iso(a.starts_at), a.fingerprint))
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.members() if a.status == "firing"]
+
     def is_for(self, alert: Alert) -> bool:
         """Is this the thread of that very firing (not of an older one of the same alert)?"""
         return alert.starts_at is None or self.starts_at == iso(alert.starts_at)
 
+    def continues(self, notice: Notice) -> bool:
+        """Does the notice belong to this thread's firing, rather than open a new thread?
+
+        A firing thread continues while the notice names one of its alerts as it knows it (same
+        startsAt), or when the notice may be partial (an alert joins the group). A resolved thread
+        takes only notices about its own alerts (a repeat, or a late one): anything new fires anew."""
+        known = {(a.fingerprint, iso(a.starts_at)) for a in self.members()}
+        named = [(a.fingerprint, iso(a.starts_at)) in known for a in notice.alerts]
+        if self.status == "resolved":
+            return all(named)
+        return any(named) or not notice.whole
+
+    def merged(self, notice: Notice, now: str) -> AlertThread:
+        """The firing thread with the notice's news: alerts that joined, fired anew or resolved, and
+        (for a whole group) those absent, which stopped firing. Resolved when none fires any more."""
+        if self.status != "firing":
+            return self
+        alerts = {fp: dict(doc) for fp, doc in self.alerts.items()} or {
+            self.fingerprint: alert_to_doc(self.alert())}
+        for alert in notice.alerts:
+            alerts[alert.fingerprint] = alert_to_doc(alert)
+        if notice.whole:
+            named = {a.fingerprint for a in notice.alerts}
+            for fp, doc in alerts.items():
+                if fp not in named and doc["status"] == "firing":
+                    alerts[fp] = {**doc, "status": "resolved", "ends_at": now}
+        if alerts == self.alerts:
+            return self
+        thread = self.replace(alerts=alerts, revision=self.revision + 1).with_view()
+        if not thread.firing():
+            thread = resolved_thread(thread, thread.last_end() or now)
+        return thread
+
+    def with_view(self) -> AlertThread:
+        """The common view (alertname, labels, annotations, generator_url) of the alerts."""
+        members = self.members()
+        labels = _common(a.labels for a in members)
+        names = sorted({a.name for a in members})
+        return self.replace(
+            alertname=labels.get("alertname") or ", ".join(names), labels=labels,
+            annotations=_common(a.annotations for a in members), generator_url=members[0].generator_url)
+
+    def ended(self, when: str) -> AlertThread:
+        """The thread as resolved at `when`, with every alert still firing in it."""
+        alerts = {fp: {**doc, "status": "resolved", "ends_at": when} if doc["status"] == "firing" else doc
+                  for fp, doc in self.alerts.items()}
+        return resolved_thread(self.replace(alerts=alerts, revision=self.revision + (alerts != self.alerts)), when)
+
+    def last_end(self) -> str:
+        """When the last of its resolved alerts ended ("" if none says)."""
+        return max((doc.get("ends_at") or "" for doc in self.alerts.values() if doc["status"] == "resolved"),
+                   default="")
+
+    def counts(self) -> Counter[str]:
+        return Counter(a.status for a in self.members())
+
 
 def iso(when: datetime | None) -> str:
     return when.isoformat() if when is not None else ""
+
+
+def worst_severity(alerts: Iterable[Alert]) -> str:
+    """The most severe of the alerts' severities (critical, warning, info; else any)."""
+    found = {a.severity for a in alerts}
+    return next((s for s in SEVERITY_ORDER if s in found), min(found, default=""))
+
+
+def _common(maps: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """The pairs every map has."""
+    common: dict[str, str] | None = None
+    for m in maps:
+        common = dict(m) if common is None else {k: v for k, v in common.items() if m.get(k) == v}
+    return common or {}
+
+
+def resolved_thread(thread: AlertThread, ended: str) -> AlertThread:
+    if thread.status != "firing":
+        return thread
+    # An investigation that has not posted yet is not started any more.
+    skip = thread.investigation == "pending" and "reply" not in thread.posts
+    return thread.replace(status="resolved", ends_at=ended,
+                          investigation="skipped" if skip else thread.investigation)
 
 
 Change = Callable[["AlertThread | None"], "AlertThread | None"]

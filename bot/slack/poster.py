@@ -89,24 +89,31 @@ class Poster:
         """
         if marker:
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"marker": marker}}
-        pace = self._ids.get(channel, channel)
         asked = time.monotonic()
-        async with self._locks[pace]:
-            await self._turn(pace)
-            if before_send is not None:
-                await before_send(time.monotonic() - asked)
-            try:
-                response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                              thread_ts=thread_ts, **extra)
-            except SlackApiError as e:
-                if getattr(e.response, "status_code", 0) == 429:
-                    self._hold(pace, e)
-                raise
+        while True:
+            pace = self._ids.get(channel, channel)
+            async with self._locks[pace]:
+                if self._ids.get(channel, channel) != pace:
+                    continue  # its ID was learned while this waited: take a turn under the ID
+                await self._turn(pace)
+                if before_send is not None:
+                    await before_send(time.monotonic() - asked)
+                try:
+                    response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                                  thread_ts=thread_ts, **extra)
+                except SlackApiError as e:
+                    if getattr(e.response, "status_code", 0) == 429:
+                        self._hold(pace, e)
+                    raise
+                data = dict(response.data) if isinstance(response.data, dict) else {}
+                answered = str(data.get("channel") or "")
+                learned = bool(answered and answered != channel and channel not in self._ids)
+                if learned:  # in the turn: no post to the name can slip past posts to the ID
+                    self._adopt(channel, answered)
+                break
         self.posted += 1
-        data = dict(response.data) if isinstance(response.data, dict) else {}
-        answered = str(data.get("channel") or "")
-        if answered and answered != channel and channel not in self._ids:
-            await self._learn(channel, answered, pace)
+        if learned:
+            await self._remember(channel, answered)
         return data
 
     def _hold(self, pace: str, error: SlackApiError) -> None:
@@ -117,10 +124,14 @@ class Poster:
             wait = 1.0
         self._last[pace] = time.monotonic() + wait - self.interval
 
-    async def _learn(self, name: str, channel_id: str, pace: str) -> None:
+    def _adopt(self, name: str, channel_id: str) -> None:
+        """From now on the name is paced under its ID, carrying its pace over (so the first post
+        under the ID still waits its turn); posts waiting under the name move to the ID."""
         self._ids[name] = channel_id
-        # Carry the pace over, so the first post under the ID still waits its turn.
-        self._last[channel_id] = max(self._last.get(channel_id, 0.0), self._last.get(pace, 0.0))
+        self._last[channel_id] = max(self._last.get(channel_id, 0.0), self._last.get(name, 0.0))
+
+    async def _remember(self, name: str, channel_id: str) -> None:
+        """Keep a channel's ID, learned from a post to its name, for later lookups."""
         if self.store is not None:
             try:
                 await self.store.put(keys.slack_channel(name), {"id": channel_id})
@@ -137,7 +148,7 @@ class Poster:
         if self.store is not None:
             known = await self.store.get(keys.slack_channel(channel))
             if known is not None:
-                self._ids[channel] = str(known.value["id"])
+                self._adopt(channel, str(known.value["id"]))
                 return self._ids[channel]
         name, cursor = channel.lstrip("#"), None
         for _ in range(20):  # 20 pages of 1000 channels
@@ -150,7 +161,8 @@ class Poster:
                 raise
             for item in page.get("channels") or []:
                 if item.get("name") == name:
-                    await self._learn(channel, str(item["id"]), channel)
+                    self._adopt(channel, str(item["id"]))
+                    await self._remember(channel, str(item["id"]))
                     return self._ids[channel]
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:

@@ -5,9 +5,11 @@ are the only way a key is spelled, so two modules can never disagree on a format
 the store can find what writes a key from here.
 
 Documents
-    thread:{source}:{fingerprint}          an alert's thread (bot.alerting.state.AlertThread);
-                                           source is "webhook" (the bot posted the alert) or
-                                           "post" (Alertmanager posted it in Slack)
+    thread:{source}:{id}                   an alert's thread (bot.alerting.state.AlertThread);
+                                           source is "webhook" (the bot posted it; id: the
+                                           Alertmanager group's, a hash of its groupKey) or
+                                           "post" (Alertmanager posted it in Slack; id: the
+                                           alert's fingerprint)
     command:{request}                      a slash command's answer (the post, once it is made)
     slack-channel:{name}                   the ID Slack answered for a channel addressed by name
     seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
@@ -20,12 +22,13 @@ Logs
 Sets
     open-post-threads                      fingerprints whose Alertmanager-post thread is firing
 Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each other)
-    thread:{source}:{fingerprint}          lane alerts: bring the alert's thread up to date with
+    thread:{source}:{id}                   lane alerts: bring the alert's thread up to date with
                                            the newest notification (one job per thread, so work
                                            on one thread never runs twice at once)
     post:{channel}:{ts}                    lane alerts: match an Alertmanager post to its alerts
-    investigate:{source}:{fingerprint}:{starts_at}
-                                           lane investigations: run the playbook in the thread
+    investigate:{source}:{id}:{starts_at}[:{round}]
+                                           lane investigations: run (a round of) the playbook in
+                                           the thread
     command:{request}                      lane commands: run a slash command, post its answer
     mention:{event}                        lane commands: answer a mention of the bot with a hint
     request:{origin}                       lane actions: make an approval request (preview it, post
@@ -82,8 +85,10 @@ def post_seen(channel: str, ts: str) -> str:
     return f"seen:post:{channel}:{ts}"
 
 
-def investigation(thread_key: str, starts_at: str) -> str:
-    return f"investigate:{thread_key.removeprefix('thread:')}:{starts_at}"
+def investigation(thread_key: str, starts_at: str, round_: int = 1) -> str:
+    """The investigation of one firing's thread; its later rounds (alerts that joined) `:{round}`."""
+    base = f"investigate:{thread_key.removeprefix('thread:')}:{starts_at}"
+    return base if round_ == 1 else f"{base}:{round_}"
 
 
 def command(request: str) -> str:

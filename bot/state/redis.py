@@ -208,13 +208,21 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+MAX_CONNECTIONS = 50  # per bot process
+
+
 class RedisStore:
     PREFIX = "chatops:"
 
     def __init__(self, url: str, clock: Clock = SYSTEM_CLOCK, log_retention: float | None = None) -> None:
         self.clock = clock
         self.log_retention = log_retention
-        self._redis = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        # A storm is many concurrent requests (Alertmanager notifies each group at once): past
+        # MAX_CONNECTIONS they wait up to 5 s for a connection, instead of failing at once.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=5,
+                                                        socket_timeout=5, socket_connect_timeout=5,
+                                                        decode_responses=True)
+        self._redis = aioredis.Redis.from_pool(pool)  # closed with the client
         script = self._redis.register_script
         self._claim, self._put_doc, self._enqueue = script(CLAIM), script(PUT_DOC), script(ENQUEUE)
         self._lease, self._extend, self._hand_back = script(LEASE), script(EXTEND), script(HAND_BACK)

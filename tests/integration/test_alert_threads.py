@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.alerting.state import group_notices, load_thread
+from bot.alerting.threads import ROUND_STEPS
+from bot.state import keys
 from tests.plugins.kube import seed_checkout_prod
 from tests.slack_requests import send_slash_command
+from tests.storms import fingerprints, grouped, storm
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +69,14 @@ async def post_webhook(http, bot, body, token=TOKEN):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=body, headers=headers) as response:
         return response.status, await response.json()
+
+
+def group_id(body: dict) -> str:
+    """The id of the thread a webhook notification's group has."""
+    from bot.alerting.ingest import parse_webhook
+
+    (notice,) = group_notices(parse_webhook(body))
+    return notice.id
 
 
 def thread(fake_slack, channel, ts):
@@ -190,7 +202,7 @@ async def test_a_post_that_matches_no_alert_gets_no_reply(bot, fake_slack, signi
     assert "no active alert matches" in caplog.text
 
 
-async def test_storm_of_300_alerts_is_handled_completely_while_commands_still_answer(
+async def test_a_storm_of_300_alerts_in_3_groups_is_3_posts_listing_them_with_one_investigation_each(
     start_bot, bot_env, kube, chatops_yaml, http, fake_slack, signing_secret
 ):
     seed_checkout_prod(kube)
@@ -200,28 +212,134 @@ async def test_storm_of_300_alerts_is_handled_completely_while_commands_still_an
                            "CHATOPS_CONFIG": chatops_yaml(post_interval=0.01)})
     fake_slack.pace_per_channel(min_interval=0.003, retry_after=1)
     fake_slack.rate_limit("chat.postMessage", times=2, retry_after=1)
-    body = webhook_body()
-    template = body["alerts"][0]
-    body["alerts"] = []
-    for i in range(300):
-        alert = copy.deepcopy(template)
-        alert["fingerprint"] = f"{i:016x}"
-        alert["labels"] = {**alert["labels"], "instance": f"pod-{i}"}
-        body["alerts"].append(alert)
-    status, answer = await post_webhook(http, bot, body)
-    assert (status, answer) == (200, {"accepted": 300})
+    body = storm(300)
+    answers = [await post_webhook(http, bot, group) for group in grouped(body, 3)]
+    assert answers == [(200, {"accepted": 100})] * 3
     command = await send_slash_command(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
                                        text="help")
     assert command.status == 200 and command.elapsed < 3
-    await asyncio.wait_for(bot.threads.drain(), 120)
+    await asyncio.wait_for(bot.threads.drain(), 60)
+
     roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
-    assert len(roots) == 300
-    assert len({json.dumps(m.blocks) for m in roots}) == 300  # none twice
-    replies = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is not None]
-    assert len(replies) == 300
-    assert all("Investigation · HighErrorRate" in json.dumps(m.blocks, ensure_ascii=False) for m in replies)
-    # The forced 429s were waited out and retried (the pace itself is pinned in test_poster.py).
-    assert fake_slack.ratelimited_count >= 2
+    assert len(roots) == 3
+    for root in roots:
+        text = json.dumps(root.blocks, ensure_ascii=False)
+        assert "CRITICAL · HighErrorRate* — 100 alerts" in text and "*100 firing*" in text
+        assert text.count(":red_circle:") == 5 and "… and 95 more firing" in text  # folded past a handful
+        (reply,) = thread(fake_slack, "#alerts-critical", root.ts)
+        reply_text = json.dumps(reply.blocks, ensure_ascii=False)
+        # The 100 alerts' steps are the same two: each ran once.
+        assert "Investigation · HighErrorRate* — 100 alerts — 2 checks" in reply_text
+        assert reply_text.count("/ops pods checkout -n prod") == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) - fake_slack.ratelimited_count == 6
+    # Nothing lost: the three threads hold every alert of the storm, once.
+    held = []
+    for group in grouped(body, 3):
+        thread_doc = await load_thread(bot.runtime.store, keys.thread("webhook", group_id(group)))
+        assert thread_doc is not None and thread_doc.ts in {r.ts for r in roots}
+        held.extend(thread_doc.alerts)
+    assert sorted(held) == sorted(fingerprints(body))
+    assert fake_slack.ratelimited_count >= 2  # the forced 429s were waited out and retried
+
+
+async def test_alerts_joining_and_resolving_edit_the_groups_one_post_and_the_groups_resolution_ends_it(
+    bot, http, fake_slack
+):
+    body = storm(3)
+    a, b, c = body["alerts"]
+    await post_webhook(http, bot, {**body, "alerts": [a, b]})
+    await bot.threads.drain()
+    await post_webhook(http, bot, {**body, "alerts": [a, b, c]})  # c joins the group
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    text = json.dumps(root.blocks, ensure_ascii=False)
+    assert "— 3 alerts" in text and "*3 firing*" in text and "pod-2" in text
+    assert root.edits >= 1
+
+    b_resolved = {**b, "status": "resolved", "endsAt": "2026-11-25T00:01:00Z"}
+    await post_webhook(http, bot, {**body, "alerts": [a, b_resolved, c]})
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    text = json.dumps(root.blocks, ensure_ascii=False)
+    assert "*2 firing*" in text and "*1 resolved*" in text and "RESOLVED" not in text
+    assert not any("Resolved" in (m.text or "") for m in thread(fake_slack, "#alerts-critical", root.ts))
+
+    ended = [{**x, "status": "resolved", "endsAt": "2026-11-25T00:05:12.618Z"} for x in (a, b_resolved, c)]
+    ended[1] = b_resolved
+    await post_webhook(http, bot, {**body, "status": "resolved", "alerts": ended})
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    text = json.dumps(root.blocks, ensure_ascii=False)
+    assert "RESOLVED after 23 min · HighErrorRate* — 3 alerts" in text and "*3 resolved*" in text
+    replies = thread(fake_slack, "#alerts-critical", root.ts)
+    assert replies[-1].text == ":white_check_mark: Resolved after 23 min."
+    assert len(replies) == 2  # the investigation (the joining alert had no new step), the resolution
+
+
+async def test_an_alert_absent_from_a_whole_groups_notification_stopped_firing_but_not_from_a_truncated_one(
+    bot, http, fake_slack
+):
+    body = storm(3)
+    a, b, c = body["alerts"]
+    await post_webhook(http, bot, {**body, "alerts": [a, b, c]})
+    await post_webhook(http, bot, {**body, "alerts": [a, b], "truncatedAlerts": 1})  # max_alerts: 2
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert "*3 firing*" in json.dumps(root.blocks, ensure_ascii=False)
+    # send_resolved off: Alertmanager leaves a resolved alert out of the group's next notification.
+    await post_webhook(http, bot, {**body, "alerts": [a, b]})
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    text = json.dumps(root.blocks, ensure_ascii=False)
+    assert "*2 firing*" in text and "*1 resolved*" in text
+
+
+async def test_alerts_joining_with_steps_not_run_yet_get_a_second_round_of_only_those(
+    start_bot, bot_env, kube, chatops_yaml, http, fake_slack, tmp_path
+):
+    seed_checkout_prod(kube)
+    config = tmp_path / "rounds.yaml"
+    steps = ["pods checkout -n prod", "metric node-cpu instance={instance}"]
+    config.write_text(yaml.safe_dump({"alerts": {"post_interval": 0, "edit_interval": 0.05},
+                                      "playbooks": {"HighErrorRate": {"steps": steps}}}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": str(config)})
+    body = storm(3)
+    a, b, c = body["alerts"]
+    await post_webhook(http, bot, {**body, "alerts": [a, b]})
+    await bot.threads.drain()
+    await post_webhook(http, bot, {**body, "alerts": [a, b, c]})
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    first, second = thread(fake_slack, "#alerts-critical", root.ts)
+    first_text, second_text = (json.dumps(m.blocks, ensure_ascii=False) for m in (first, second))
+    assert "— 3 checks" in first_text and "instance=pod-0" in first_text and "pod-2" not in first_text
+    assert "alerts that joined — 1 checks" in second_text
+    assert "instance=pod-2" in second_text and "pods checkout -n prod" not in second_text
+    await post_webhook(http, bot, {**body, "alerts": [a, b, c]})  # a repeat: nothing new to run
+    await bot.threads.drain()
+    assert len(thread(fake_slack, "#alerts-critical", root.ts)) == 2
+
+
+async def test_a_group_with_more_distinct_steps_than_a_round_takes_runs_some_and_lists_the_rest(
+    start_bot, bot_env, kube, http, fake_slack, tmp_path
+):
+    seed_checkout_prod(kube)
+    config = tmp_path / "many.yaml"
+    steps = ["metric node-cpu instance={instance}"]  # a step of its own for each alert
+    config.write_text(yaml.safe_dump({"alerts": {"post_interval": 0, "edit_interval": 0.05},
+                                      "playbooks": {"HighErrorRate": {"steps": steps}}}))
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": str(config)})
+    await post_webhook(http, bot, storm(12))
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    (reply,) = thread(fake_slack, "#alerts-critical", root.ts)
+    text = json.dumps(reply.blocks, ensure_ascii=False)
+    assert f"— 12 alerts — {ROUND_STEPS} checks" in text
+    run = [i for i in range(12) if f"instance=pod-{i}`" in text]
+    assert f"{12 - ROUND_STEPS} more distinct steps, not run" in text
+    assert len(run) == 12  # every step named: run, or listed
 
 
 @pytest.mark.parametrize("receiver", ["default", "runbook", "recommended"])
@@ -317,18 +435,18 @@ async def test_an_alert_whose_post_is_refused_is_retried_until_the_bot_is_invite
     assert "Investigation · HighErrorRate" in json.dumps(reply.blocks, ensure_ascii=False)
 
 
-async def test_an_alert_resolved_before_its_post_went_out_is_posted_resolved_without_investigating(
+async def test_a_group_resolved_before_its_post_went_out_is_posted_resolved_without_investigating(
     start_bot, bot_env, kube, chatops_yaml, http, fake_slack
 ):
     seed_checkout_prod(kube)
     bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
                            "CHATOPS_CONFIG": chatops_yaml(post_interval=0.5)})
-    firing = webhook_body()
-    second = copy.deepcopy(firing["alerts"][0])
-    second["fingerprint"] = "00000000000000bb"
-    firing["alerts"].append(second)
-    await post_webhook(http, bot, firing)  # the second alert's post waits 0.5 s for its turn
-    resolved = webhook_body(fingerprint="00000000000000bb", status="resolved", endsAt="2026-11-25T00:05:12.618Z")
+    first, second = grouped(storm(2), 2)
+    await post_webhook(http, bot, first)
+    await post_webhook(http, bot, second)  # the second group's post waits 0.5 s for its turn
+    resolved = copy.deepcopy(second)
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-25T00:05:12.618Z"
     await post_webhook(http, bot, resolved)
     await bot.threads.drain()
     roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
@@ -455,7 +573,7 @@ async def test_a_resolution_stored_while_a_still_firing_note_is_decided_is_not_o
     bot = eager_bot
     await post_webhook(http, bot, webhook_body())
     await bot.threads.drain()
-    key = "thread:webhook:" + webhook_body()["alerts"][0]["fingerprint"]
+    key = "thread:webhook:" + group_id(webhook_body())
     interleaving = _ResolvesDuringTheNote(bot.threads.store, key)
     bot.threads.store = interleaving
     await post_webhook(http, bot, webhook_body())  # a repeat: after the cool-down (0), a note is due

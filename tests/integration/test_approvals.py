@@ -468,3 +468,49 @@ async def test_an_offer_whose_replicas_cannot_be_read_is_answered_in_time(
 
     assert "cannot read" in ops.ephemerals_to(CAROL)[0] and "tried for" in ops.ephemerals_to(CAROL)[0]
     assert not await ops.bot.runtime.store.read_log("work-failed")
+
+
+async def test_a_groups_offers_change_one_deployment_only_and_its_silence_matches_what_its_alerts_share(
+    start_bot, bot_env, kube, policy_yaml, alertmanager, http, fake_slack, signing_secret
+):
+    from tests.integration.test_alert_threads import TOKEN, webhook_body
+
+    for name in ("checkout", "payments"):
+        kube.seed_deployment(name, "prod", replicas=3)
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN, "CHATOPS_CONFIG": policy_yaml(ALERT_POLICY)})
+    ops = Ops(bot, http, fake_slack, signing_secret)
+    body = webhook_body()  # one group (by alertname), two Deployments
+    first = body["alerts"][0]
+    body["alerts"] = [{**first, "fingerprint": f"{i:016x}", "labels": {**first["labels"], "deployment": name}}
+                      for i, name in enumerate(("checkout", "payments"))]
+    async with http.post(f"http://127.0.0.1:{bot.port}/alertmanager", json=body,
+                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 200
+    await asyncio.wait_for(bot.threads.drain(), 15)
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    (reply,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]
+
+    scale_up = offer(reply, "ops-offer-scale-up")
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": scale_up["action_id"],
+                                                             "value": scale_up["value"]}],
+                            user=CAROL, channel=root.channel, message={"type": "message", "ts": reply.ts},
+                            response_url=fake_slack.response_url())
+    await ops.idle()
+    assert "2 Deployments (prod/checkout, prod/payments)" in ops.ephemerals_to(CAROL)[0]
+    assert len([m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts]) == 1
+    assert kube.writes == [] and kube.dry_runs == []
+
+    select = offer(reply, "ops-offer-silence")
+    one_hour = next(o for o in select["options"] if o["text"]["text"] == "Silence 1 h")
+    await send_block_action(http, ops.url, signing_secret,
+                            [{"type": "static_select", "action_id": select["action_id"], "selected_option": one_hour}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": reply.ts})
+    await ops.idle()
+    request = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts == root.ts][-1]
+    await send_block_action(http, ops.url, signing_secret, [{"action_id": "ops-approve",
+                                                             "value": buttons(request)["ops-approve"]}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": request.ts})
+    await ops.idle()
+    (silence,) = [s for s in await asyncio.to_thread(_silences, alertmanager.url) if s["status"]["state"] == "active"]
+    assert {(m["name"], m["value"]) for m in silence["matchers"]} == set(first["labels"].items())  # not deployment

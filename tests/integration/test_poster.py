@@ -45,3 +45,24 @@ async def test_a_channel_named_and_addressed_by_id_is_paced_as_one_channel():
     await poster.post("C0ALERTS", "reply in its thread", thread_ts="1")
     (_, first), (_, second) = client.sent
     assert second - first >= 0.18
+
+
+async def test_posts_to_a_name_waiting_when_its_id_is_learned_are_paced_with_posts_to_the_id(fake_slack, tmp_path):
+    # A storm: three groups posted to #alerts at once; the first answer names the channel's ID and a
+    # reply in that thread goes to the ID while the other two groups still wait under the name. Before,
+    # the name and the ID were paced apart from then on, and Slack answered 429.
+    from bot.state.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/state.db")
+    fake_slack.pace_per_channel(min_interval=0.18, retry_after=1)
+    poster = Poster(AsyncWebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url), interval=0.2,
+                    store=store)
+    roots = [asyncio.create_task(poster.post("#alerts", f"group {i}")) for i in range(3)]
+    first = await asyncio.wait_for(asyncio.shield(roots[0]), 5)
+    reply = asyncio.create_task(poster.post(first["channel"], "investigation", thread_ts=first["ts"]))
+    await asyncio.gather(*roots, reply)
+    await store.close()
+    assert fake_slack.ratelimited_count == 0
+    times = sorted(c.time for c in fake_slack.calls if c.method == "chat.postMessage")
+    gaps = [b - a for a, b in pairwise(times)]
+    assert len(times) == 4 and all(gap >= 0.18 for gap in gaps), gaps

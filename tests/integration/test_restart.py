@@ -84,8 +84,8 @@ async def send(http: aiohttp.ClientSession, bot: BotProcess, body: dict) -> None
 
 async def send_storm(http: aiohttp.ClientSession, bots: list[BotProcess], body: dict) -> None:
     """Alertmanager sends the storm, each replica a share."""
-    parts = split(body, len(bots))
-    await asyncio.gather(*(send(http, bot, part) for bot, part in zip(bots, parts, strict=True)))
+    parts = split(body, len(bots))  # a notification per alert: a route grouping by instance
+    await asyncio.gather(*(send(http, bot, one) for bot, part in zip(bots, parts, strict=True) for one in part))
 
 
 @pytest.fixture(params=["sqlite", "redis-2-replicas"])

@@ -408,3 +408,15 @@ async def test_two_instances_racing_for_one_claim(store, other, clock):
     clock.advance(60)
     wins = await asyncio.gather(*(s.claim("event:0", ttl=60) for _ in range(10) for s in (other, store)))
     assert wins.count(True) == 1
+
+
+async def test_more_concurrent_calls_than_the_pool_has_connections_wait_for_one_rather_than_fail(store):
+    # A storm is Alertmanager notifying every group at once: hundreds of webhook calls, each recording its
+    # job. Redis's client refused the 101st concurrent call ("Too many connections") before the bounded,
+    # blocking pool.
+    from bot.state.redis import MAX_CONNECTIONS
+
+    jobs = [NewJob(id=f"storm-{i}", kind="k", lane="alerts", payload={"i": i}) for i in range(3 * MAX_CONNECTIONS)]
+    answers = await asyncio.gather(*(store.enqueue([job]) for job in jobs))
+    assert answers == [[True]] * len(jobs)
+    assert await store.pending("alerts") == len(jobs)
