@@ -21,11 +21,12 @@ LABELS_PER_LINE = 3  # a listed alert's labels that tell it from the group's oth
 
 
 def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_after: float | None = None,
-                  members: Sequence[Alert] = ()) -> Message:
+                  members: Sequence[Alert] = (), left_out: int = 0) -> Message:
     """The bot's own post of an alert (or a group of alerts: `alert` is what they have in common,
-    `members` lists them) it got by webhook; edited in place as alerts join and resolve."""
+    `members` lists them; `left_out` more that Alertmanager did not send) it got by webhook; edited
+    in place as alerts join and resolve."""
     severity = alert.severity or worst_severity(members) or "unknown"
-    count = f" — {len(members)} alerts" if members else ""
+    count = f" — {len(members) + left_out} alerts" if members else ""
     if resolved_after is None:
         head = f"{SEVERITY_EMOJI.get(severity, ':bell:')} *{safe(severity.upper())} · {safe(alert.name)}*{count}"
     else:
@@ -37,7 +38,11 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
         text += f"\n{safe(alert.description)}"
     blocks: list[Block] = [section(text)]
     if members:
-        blocks.append(section(_listing(alert, members)))
+        listing = _listing(alert, members)
+        if left_out:
+            listing += (f"\n:heavy_plus_sign: {left_out} more that Alertmanager left out of its notification "
+                        "(the receiver's `max_alerts`)")
+        blocks.append(section(listing))
     fields = [
         MarkdownTextObject(text=truncate(f"*{safe(k)}*\n{safe(alert.labels[k])}", FIELD_LIMIT))
         for k in KEY_LABELS if alert.labels.get(k)

@@ -48,6 +48,7 @@ class Notice:
     alerts: tuple[Alert, ...]
     group_key: str = ""
     whole: bool = False
+    left_out: int = 0  # alerts Alertmanager left out of the notification (webhook max_alerts)
 
     @property
     def firing(self) -> bool:
@@ -55,7 +56,7 @@ class Notice:
 
     def to_doc(self) -> dict[str, Any]:
         return {"id": self.id, "alerts": [alert_to_doc(a) for a in self.alerts], "group_key": self.group_key,
-                "whole": self.whole}
+                "whole": self.whole, "left_out": self.left_out}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Notice:
@@ -65,7 +66,8 @@ class Notice:
             return cls(id=alert.fingerprint, alerts=(alert,))
         doc = payload["notice"]
         return cls(id=str(doc["id"]), alerts=tuple(alert_from_doc(a) for a in doc["alerts"]),
-                   group_key=str(doc.get("group_key") or ""), whole=bool(doc.get("whole")))
+                   group_key=str(doc.get("group_key") or ""), whole=bool(doc.get("whole")),
+                   left_out=int(doc.get("left_out") or 0))
 
     @classmethod
     def of_alert(cls, alert: Alert) -> Notice:
@@ -79,7 +81,7 @@ def group_notices(notification: Notification) -> list[Notice]:
         return [Notice.of_alert(alert) for alert in notification.alerts]
     group_id = hashlib.sha256(notification.group_key.encode()).hexdigest()[:20]
     return [Notice(id=group_id, alerts=notification.alerts, group_key=notification.group_key,
-                   whole=not notification.truncated)]
+                   whole=not notification.truncated, left_out=notification.truncated)]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class AlertThread:
                   thread's playbook, offers and messages are built from it
     alerts        every alert of this firing by fingerprint, as last notified (alert docs)
     group_key     Alertmanager's groupKey (webhook)
+    left_out      alerts of the group Alertmanager left out of its last notification (max_alerts)
+                  and not known here: shown as a count
     starts_at     ISO 8601: which firing this thread is for (its first alert's startsAt); the
                   group firing again after it resolved (new alerts, or a new startsAt) gets a new thread
     revision, shown  the alerts changed `revision` times; the bot's post shows revision `shown`
@@ -137,6 +141,7 @@ class AlertThread:
     reply_final: Mapping[str, Any] | None = None
     alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     group_key: str = ""
+    left_out: int = 0
     revision: int = 0
     shown: int = 0
     round: int = 1
@@ -180,7 +185,8 @@ class AlertThread:
         starts = min(iso(a.starts_at) for a in (firing or notice.alerts))
         thread = cls(fingerprint=notice.id, source=source, alertname="", labels={}, annotations={},
                      generator_url="", starts_at=starts, channel=channel, ts=ts, status="firing", last_note=now,
-                     group_key=notice.group_key, alerts={a.fingerprint: alert_to_doc(a) for a in notice.alerts})
+                     group_key=notice.group_key, alerts={a.fingerprint: alert_to_doc(a) for a in notice.alerts},
+                     left_out=notice.left_out)
         thread = thread.with_view()
         if not firing:  # resolved before the bot could post it: say so, don't investigate
             thread = thread.replace(status="resolved", ends_at=thread.last_end(), investigation="skipped")
@@ -240,9 +246,11 @@ class AlertThread:
             for fp, doc in alerts.items():
                 if fp not in named and doc["status"] == "firing":
                     alerts[fp] = {**doc, "status": "resolved", "ends_at": now}
-        if alerts == self.alerts:
+        # Of the alerts Alertmanager left out, those not among the ones known here are counted.
+        left_out = max(0, notice.left_out - len(alerts.keys() - {a.fingerprint for a in notice.alerts}))
+        if alerts == self.alerts and left_out == self.left_out:
             return self
-        thread = self.replace(alerts=alerts, revision=self.revision + 1).with_view()
+        thread = self.replace(alerts=alerts, left_out=left_out, revision=self.revision + 1).with_view()
         if not thread.firing():
             thread = resolved_thread(thread, thread.last_end() or now)
         return thread

@@ -267,7 +267,7 @@ class AlertThreads:
         view = members[0] if len(members) == 1 else thread.alert()
         lasted = self._lasted(thread) if thread.status == "resolved" else None
         return alert_message(view, self.links(view), resolved_after=lasted,
-                             members=members if len(members) > 1 else ())
+                             members=members if len(members) > 1 or thread.left_out else (), left_out=thread.left_out)
 
     async def _post_alert(self, key: str, thread: AlertThread) -> AlertThread:
         """The bot's own post of a webhook thread, once; as resolved if it already is."""

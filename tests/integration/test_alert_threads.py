@@ -286,6 +286,11 @@ async def test_an_alert_absent_from_a_whole_groups_notification_stopped_firing_b
     await bot.threads.drain()
     (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
     assert "*3 firing*" in json.dumps(root.blocks, ensure_ascii=False)
+    await post_webhook(http, bot, {**body, "alerts": [a, b, c], "truncatedAlerts": 40})  # the group grew
+    await bot.threads.drain()
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    assert "— 43 alerts" in json.dumps(root.blocks, ensure_ascii=False)
+    assert "40 more that Alertmanager left out" in json.dumps(root.blocks, ensure_ascii=False)
     # send_resolved off: Alertmanager leaves a resolved alert out of the group's next notification.
     await post_webhook(http, bot, {**body, "alerts": [a, b]})
     await bot.threads.drain()

@@ -115,3 +115,12 @@ def test_a_groups_post_lists_a_handful_of_its_alerts_by_what_tells_them_apart_an
     assert "… and 3 more firing" in text and text.count(":red_circle:") == 5
     assert "<!channel>" not in text and "&lt;!channel&gt;-0" in text  # label values escaped
     assert "instance=`pod-00`" in text and "service=" not in text  # shared labels are not repeated
+
+
+def test_alerts_alertmanager_left_out_are_counted_unless_known_here():
+    thread = opened(alert("a"), alert("b"), alert("c"))
+    partial = Notice(id="g1", alerts=(alert("a"),), whole=False, left_out=5)  # b, c and 3 more
+    after = thread.merged(partial, NOW)
+    assert after.left_out == 3 and statuses(after) == {"a": "firing", "b": "firing", "c": "firing"}
+    assert "— 6 alerts" in str(alert_message(after.alert(), [], members=after.members(),
+                                             left_out=after.left_out).blocks)
