@@ -62,8 +62,7 @@ class Notice:
     def from_payload(cls, payload: Mapping[str, Any]) -> Notice:
         """A job's payload; a job recorded before groups (one `alert`) is read as a one-alert notice."""
         if "notice" not in payload:
-            alert = alert_from_doc(payload["alert"])
-            return cls(id=alert.fingerprint, alerts=(alert,))
+            return cls.of_alert(alert_from_doc(payload["alert"]))
         doc = payload["notice"]
         return cls(id=str(doc["id"]), alerts=tuple(alert_from_doc(a) for a in doc["alerts"]),
                    group_key=str(doc.get("group_key") or ""), whole=bool(doc.get("whole")),
@@ -71,7 +70,9 @@ class Notice:
 
     @classmethod
     def of_alert(cls, alert: Alert) -> Notice:
-        return cls(id=alert.fingerprint, alerts=(alert,))
+        """A thread of its own for one alert (an Alertmanager post's, or a webhook alert without a
+        group): the notice is all of that thread."""
+        return cls(id=alert.fingerprint, alerts=(alert,), whole=True)
 
 
 def group_notices(notification: Notification) -> list[Notice]:
@@ -270,6 +271,11 @@ class AlertThread:
                   for fp, doc in self.alerts.items()}
         return resolved_thread(self.replace(alerts=alerts, revision=self.revision + (alerts != self.alerts)), when)
 
+    @property
+    def reply_name(self) -> str:
+        """The investigation reply of the current round, in `posts`: "reply", then "reply:2", …"""
+        return "reply" if self.round == 1 else f"reply:{self.round}"
+
     def last_end(self) -> str:
         """When the last of its resolved alerts ended ("" if none says)."""
         return max((doc.get("ends_at") or "" for doc in self.alerts.values() if doc["status"] == "resolved"),
@@ -301,7 +307,7 @@ def resolved_thread(thread: AlertThread, ended: str) -> AlertThread:
     if thread.status != "firing":
         return thread
     # An investigation that has not posted yet is not started any more.
-    skip = thread.investigation == "pending" and "reply" not in thread.posts
+    skip = thread.investigation == "pending" and thread.reply_name not in thread.posts
     return thread.replace(status="resolved", ends_at=ended,
                           investigation="skipped" if skip else thread.investigation)
 

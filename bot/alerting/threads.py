@@ -377,7 +377,7 @@ class AlertThreads:
         alert = thread.alert()
         steps = await self._round_steps(thread)
         actions = list(self.playbooks.for_alert(alert).actions)
-        name = _reply_name(number)
+        name = thread.reply_name
         if thread.reply_final is None:
             thread = await self._run_playbook(key, thread, name, steps, actions)
         assert thread.reply_final is not None
@@ -476,11 +476,6 @@ def _thread_job(source: ThreadSource, notice: Notice, *, channel: str = "", ts: 
         payload.update(channel=channel, ts=ts)
     return NewJob(id=keys.thread(source, notice.id), kind=keys.KIND_THREAD, lane=keys.LANE_ALERTS,
                   payload=payload)
-
-
-def _reply_name(round_: int) -> str:
-    """The investigation reply of a round, in the thread's posts: "reply", then "reply:2", …"""
-    return "reply" if round_ == 1 else f"reply:{round_}"
 
 
 def _resolved(alert: Alert, when: datetime) -> Alert:

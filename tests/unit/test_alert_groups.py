@@ -124,3 +124,21 @@ def test_alerts_alertmanager_left_out_are_counted_unless_known_here():
     assert after.left_out == 3 and statuses(after) == {"a": "firing", "b": "firing", "c": "firing"}
     assert "— 6 alerts" in str(alert_message(after.alert(), [], members=after.members(),
                                              left_out=after.left_out).blocks)
+
+
+def test_a_one_alert_thread_fired_again_with_a_new_starts_at_is_a_new_thread():
+    thread = AlertThread.open_notice(Notice.of_alert(alert("a")), "post", "C1", "1.0", 0.0)
+    assert thread.continues(Notice.of_alert(alert("a")))
+    assert not thread.continues(Notice.of_alert(alert("a", starts=LATER)))
+    assert not AlertThread.from_doc(thread.to_doc()).continues(Notice.from_payload({"alert": {
+        "fingerprint": "a", "status": "firing", "labels": {}, "starts_at": LATER.isoformat()}}))
+
+
+def test_a_round_not_posted_yet_when_the_group_resolves_is_not_started_but_one_posted_finishes():
+    from bot.slack.once import PostRecord
+
+    done_first = opened(alert("a")).replace(investigation="done", posts={"reply": PostRecord.new(0.0)})
+    second = done_first.replace(round=2, investigation="pending")
+    assert second.merged(notice(alert("a", "resolved")), NOW).investigation == "skipped"
+    posted = second.replace(posts={**second.posts, "reply:2": PostRecord.new(0.0)})
+    assert posted.merged(notice(alert("a", "resolved")), NOW).investigation == "pending"
