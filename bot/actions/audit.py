@@ -41,6 +41,7 @@ class AuditEntry:
     requester: str
     user_name: str = ""
     requester_name: str = ""
+    thread: str = ""  # "{channel}:{thread_ts}" of the alert thread it was asked in, if any
 
     @classmethod
     def from_json(cls, at: float, value: dict[str, Any]) -> AuditEntry:
@@ -49,7 +50,7 @@ class AuditEntry:
                    target=str(value.get("target", "")), changes=list(value.get("changes") or []),
                    reason=str(value.get("reason", "")), permalink=str(value.get("permalink", "")),
                    requester=str(value.get("requester", "")), user_name=str(value.get("user_name", "")),
-                   requester_name=str(value.get("requester_name", "")))
+                   requester_name=str(value.get("requester_name", "")), thread=str(value.get("thread", "")))
 
 
 class Audit:
@@ -84,6 +85,7 @@ class Audit:
             "reason": reason, "permalink": request.permalink if request.permalink != "-" else "",
             "requester_name": request.requester_name,
             "user_name": user_name or (request.requester_name if user == request.requester else ""),
+            "thread": f"{request.channel}:{request.thread_ts}" if request.thread_ts else "",
         }
         await self._append(entry)
 

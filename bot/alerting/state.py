@@ -122,6 +122,10 @@ class AlertThread:
     planned       the alerts (fingerprints) whose steps some round has taken
     steps_seen    every distinct step taken into a round so far (run, or listed as not run)
     round_steps, round_skipped  this round's steps to run, and those listed as not run (capped)
+    findings      the investigation's key findings: "title: summary" of each result that is not OK
+    acked_by, acked_at  who acknowledged the thread (a Slack user ID) and when (clock seconds)
+    escalations   each escalation, in order: {kind: "ack" | "resolve" | "related" | "manual", at,
+                  reason, by, dedup_key, pagerduty: what PagerDuty answered or why it was not paged}
     """
 
     fingerprint: str
@@ -150,6 +154,10 @@ class AlertThread:
     steps_seen: tuple[str, ...] = ()
     round_steps: tuple[str, ...] = ()
     round_skipped: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+    acked_by: str = ""
+    acked_at: float = 0.0
+    escalations: tuple[Mapping[str, Any], ...] = ()
 
     # --------------------------------------------------------------- conversions
 
@@ -158,8 +166,9 @@ class AlertThread:
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         doc["labels"], doc["annotations"] = dict(self.labels), dict(self.annotations)
         doc["alerts"] = {fp: dict(a) for fp, a in self.alerts.items()}
-        for name in ("planned", "steps_seen", "round_steps", "round_skipped"):
+        for name in ("planned", "steps_seen", "round_steps", "round_skipped", "findings"):
             doc[name] = list(doc[name])
+        doc["escalations"] = [dict(e) for e in self.escalations]
         doc["posts"] = {name: dataclasses.asdict(record) for name, record in self.posts.items()}
         return doc
 
@@ -168,7 +177,7 @@ class AlertThread:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in doc.items() if k in names}
         values["posts"] = {name: PostRecord(**record) for name, record in (doc.get("posts") or {}).items()}
-        for name in ("planned", "steps_seen", "round_steps", "round_skipped"):
+        for name in ("planned", "steps_seen", "round_steps", "round_skipped", "findings", "escalations"):
             values[name] = tuple(values.get(name) or ())
         if "planned" not in doc and doc.get("investigation") != "pending":
             values["planned"] = (str(doc["fingerprint"]),)  # stored before rounds: its one round is taken

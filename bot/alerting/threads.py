@@ -449,8 +449,10 @@ class AlertThreads:
         finally:
             await editor.stop()
         final = message()
+        found = tuple(f"{r.title}: {r.summary}" for done in results if done for r in done if not r.status.is_healthy)
         thread = await self._change(key, thread, lambda t: t.replace(
-            reply_final={"text": final.text, "blocks": final.blocks}))
+            reply_final={"text": final.text, "blocks": final.blocks},
+            findings=t.findings + tuple(f for f in found if f not in t.findings)))
         for result in (r for done in results if done for r in done):
             for file in result.files:
                 try:

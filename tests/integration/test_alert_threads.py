@@ -99,6 +99,9 @@ async def test_webhook_alert_is_posted_to_its_severity_channel_with_the_playbook
     assert "Pods · checkout (prod)" in reply_text and "CrashLoopBackOff" in reply_text
     assert "circuit-breaker" in reply_text
     assert reply.edits >= 1
+    # The key findings are kept for the post-mortem: the results that are not OK.
+    stored = await load_thread(bot.runtime.store, keys.thread("webhook", group_id(webhook_body())))
+    assert stored is not None and any(f.startswith("Pods · checkout (prod): ") for f in stored.findings)
 
 
 @pytest.mark.parametrize("token, expected", [(None, 401), ("wrong", 401)])

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.actions.audit import Audit
 from tests.approvals import (
     ALICE,
     BOB,
@@ -338,6 +339,9 @@ async def test_a_mitigation_offered_in_an_alert_thread_makes_a_request_in_that_t
                             user=BOB, channel=root.channel, message={"type": "message", "ts": request.ts})
     await ops.idle()
     assert replicas(kube) == 5 and len(kube.writes) == 1
+    # The trail names the alert thread it happened in (the post-mortem reads it from there).
+    trail = await Audit(ops.bot.runtime.store).read()
+    assert {e.event for e in trail if e.thread == f"{root.channel}:{root.ts}"} >= {"requested", "approved", "executed"}
 
 
 async def test_with_impersonation_every_write_carries_the_persons_identity(start_bot, bot_env, kube, policy_yaml,
