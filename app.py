@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from bot.actions.approvals import Approvals
     from bot.actions.backends import Backends
     from bot.actions.policy import Authorizer
+    from bot.alerting.incidents import Incidents
     from bot.alerting.model import Alert
     from bot.alerting.threads import AlertThreads
     from bot.runtime.runtime import Runtime
+    from bot.slack.answers import CommandAnswers
     from bot.slack.poster import Poster
     from bot.state.worker import Worker
 
@@ -135,6 +137,18 @@ def build_alert_threads(runtime: "Runtime", poster: "Poster", worker: "Worker",
     )
 
 
+def build_incidents(runtime: "Runtime", threads: "AlertThreads", answers: "CommandAnswers", poster: "Poster",
+                    worker: "Worker", mitigations: "Mitigations") -> "Incidents":
+    """Acknowledgement (and escalation) in alert threads; `@ops ack` in a thread is one of its verbs."""
+    from bot.alerting.incidents import Incidents
+
+    incidents = Incidents(threads=threads, store=runtime.store, poster=poster, worker=worker,
+                          may_ack=mitigations.authorizer.may_ack)
+    for verb in ("ack", "acknowledge"):
+        answers.thread_verbs[verb] = incidents.mention_ack
+    return incidents
+
+
 @dataclass
 class Mitigations:
     """Who may change what (the policy), and the backends that carry the changes out."""
@@ -209,6 +223,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     worker.lane(keys.LANE_COMMANDS, delivery.command_concurrency)
     worker.lane(keys.LANE_ACTIONS, ACTION_LANE_CONCURRENCY)
     worker.lane(keys.LANE_TIMERS, ACTION_LANE_CONCURRENCY)
+    worker.lane(keys.LANE_INCIDENTS, ACTION_LANE_CONCURRENCY)
     app = build_app(settings, slack)
     mitigations = build_mitigations(runtime, slack)
     threads = build_alert_threads(runtime, poster, worker, mitigations)
@@ -216,7 +231,8 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
                              table=runtime.table, context=runtime.context, store=runtime.store, poster=poster,
                              worker=worker, observe=metrics.command_answered)
     approvals = build_approvals(runtime, mitigations, poster, worker)
-    handlers.register_all(app, runtime, threads, answers, approvals)
+    incidents = build_incidents(runtime, threads, answers, poster, worker, mitigations)
+    handlers.register_all(app, runtime, threads, answers, approvals, incidents)
 
     server = build_server(runtime, app, slack, alertmanager=webhook_handler(runtime, threads))
     # Handlers only record work and answer (milliseconds): a stop waits at most 2 s for open requests.

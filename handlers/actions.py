@@ -18,16 +18,21 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.actions.approvals import Approvals
 from bot.actions.render import APPROVE, CANCEL, REVERT
+from bot.alerting.incidents import ACK, Incidents
 from bot.alerting.offers import OFFER_PREFIX
 from bot.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, runtime: Runtime, approvals: Approvals) -> None:
+def register(app: AsyncApp, runtime: Runtime, approvals: Approvals, incidents: Incidents) -> None:
     @app.action(re.compile(f"^({APPROVE}|{CANCEL}|{REVERT})$"))
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await _record(runtime, ack, action, approvals.accept_click(body, action))
+
+    @app.action(ACK)
+    async def on_ack(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await _record(runtime, ack, action, incidents.accept_ack_click(body, action))
 
     @app.action(re.compile(f"^{OFFER_PREFIX}"))
     async def on_offer(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -18,18 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook.async_client import AsyncWebhookClient
-
 from bot.actions.audit import Audit
 from bot.actions.backends import Backends
 from bot.actions.policy import Authorizer
 from bot.actions.render import approval_message
 from bot.actions.request import ActionRequest, change_request, load_request
-from bot.errors import TemporaryError
-from bot.slack.mrkdwn import truncate
-from bot.slack.poster import Poster, slack_error
+from bot.slack.poster import Poster
 from bot.slack.render import Message
+from bot.slack.tell import permalink, respond, tell
 from bot.state import keys
 from bot.state.clock import Clock
 from bot.state.store import Job, NewJob, Store
@@ -37,8 +33,6 @@ from bot.state.worker import Worker
 
 log = logging.getLogger(__name__)
 
-RESPONSE_URL_TIMEOUT = 10
-EPHEMERAL_LIMIT = 3000
 
 
 @dataclass
@@ -95,12 +89,7 @@ class Desk:
 
     async def permalink(self, channel: str, ts: str) -> str:
         """A message's permalink, "" when Slack won't say (logged)."""
-        try:
-            answer = await self.poster.reader.chat_getPermalink(channel=channel, message_ts=ts)
-        except SlackApiError as e:
-            log.info("no permalink for %s in %s: %s", ts, channel, slack_error(e))
-            return ""
-        return str(answer.get("permalink") or "")
+        return await permalink(self.poster, channel, ts)
 
     def message(self, request: ActionRequest) -> Message:
         return approval_message(request, self.authorizer.approvers(request.action),
@@ -123,20 +112,7 @@ class Desk:
 
     async def tell(self, channel: str, user: str, text: str, response_url: str = "", thread_ts: str = "") -> None:
         """A line only `user` sees: chat.postEphemeral (in the thread, if any), else the response_url."""
-        text = truncate(text, EPHEMERAL_LIMIT)
-        try:
-            await self.poster.reader.chat_postEphemeral(channel=channel, user=user, text=text,
-                                                        thread_ts=thread_ts or None)
-            return
-        except SlackApiError as e:
-            log.info("ephemeral to %s in %s failed (%s); trying response_url", user, channel,
-                     slack_error(e))
-        await self.respond(response_url, text)
+        await tell(self.poster, channel, user, text, response_url, thread_ts)
 
     async def respond(self, response_url: str, text: str) -> None:
-        if not response_url:
-            return
-        answer = await AsyncWebhookClient(response_url, timeout=RESPONSE_URL_TIMEOUT).send_dict(
-            {"response_type": "ephemeral", "replace_original": False, "text": truncate(text, EPHEMERAL_LIMIT)})
-        if answer.status_code >= 500:
-            raise TemporaryError(f"response_url answered HTTP {answer.status_code}")
+        await respond(response_url, text)

@@ -54,8 +54,9 @@ from diagnostics.durations import compact_duration
 
 log = logging.getLogger(__name__)
 
-# The policy's rule names, one per mitigation.
-ACTIONS = ("scale", "restart", "limits", "breaker", "silence")
+# The policy's rule names, one per mitigation, and `ack` (who may acknowledge alerts: only `request`).
+ACTIONS = ("scale", "restart", "limits", "breaker", "silence", "ack")
+ACK = "ack"
 # Actions decided by another action's rule.
 SHARED_RULES: Mapping[str, str] = MappingProxyType({"unsilence": "silence"})
 NEVER_TARGET = "kube-system"
@@ -129,7 +130,7 @@ class Rule:
     """One action's rule (`policy.actions.<action>`): who may request it, who may approve it, where, how much."""
 
     request: tuple[str, ...] = key(_GROUP_NAMES)  # group names
-    approve: tuple[str, ...] = key(_GROUP_NAMES)
+    approve: tuple[str, ...] = key(_GROUP_NAMES, ())  # required but for ack (checked in load)
     # None: every namespace but kube-system
     namespaces: tuple[str, ...] | None = key(optional(list_of(_namespace, nonempty=True)), None)
     two_person: bool | None = key(optional(_flag), None)  # None: the policy's default
@@ -164,6 +165,8 @@ def load(raw: object, file: str = DEFAULT_FILE) -> Policy | None:
     where = Where(file, "policy")
     policy = read(Policy, raw, where)
     for action, rule in policy.actions.items():
+        if action != ACK and not rule.approve:
+            raise where.key("actions").key(action).key("approve").error("missing (required)")
         for side in ("request", "approve"):
             for index, name in enumerate(getattr(rule, side)):
                 if name not in policy.groups:
@@ -233,6 +236,13 @@ class Authorizer:
             return Decision(False, f"you requested this {action} yourself: someone else in {_either(rule.approve)} "
                                    "must approve it (two-person rule)")
         return await self._in_groups(user, rule.approve, f"approve {action}")
+
+    async def may_ack(self, user: str) -> Decision:
+        """Anyone may acknowledge an alert, unless `policy.actions.ack.request` names who may."""
+        rule = self.rule(ACK)
+        if rule is None:
+            return ALLOWED
+        return await self._in_groups(user, rule.request, "acknowledge alerts")
 
     def over_limit(self, action: str, *, replicas: int | None = None, memory: str | None = None,
                    cpu: str | None = None, seconds: float | None = None) -> str | None:

@@ -21,10 +21,12 @@ LABELS_PER_LINE = 3  # a listed alert's labels that tell it from the group's oth
 
 
 def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_after: float | None = None,
-                  members: Sequence[Alert] = (), left_out: int = 0) -> Message:
+                  members: Sequence[Alert] = (), left_out: int = 0, acked: str = "",
+                  buttons: Sequence[dict[str, Any]] = ()) -> Message:
     """The bot's own post of an alert (or a group of alerts: `alert` is what they have in common,
     `members` lists them; `left_out` more that Alertmanager did not send) it got by webhook; edited
-    in place as alerts join and resolve."""
+    in place as alerts join and resolve. `acked`: who acknowledged it (a line); `buttons`: blocks
+    under it (Acknowledge)."""
     severity = alert.severity or worst_severity(members) or "unknown"
     count = f" — {len(members) + left_out} alerts" if members else ""
     if resolved_after is None:
@@ -56,9 +58,11 @@ def alert_message(alert: Alert, links: Sequence[tuple[str, str]], *, resolved_af
     if not members:
         about.append(f"fingerprint {code(alert.fingerprint)}")
     blocks.append(context(" · ".join(about)))
+    if acked:
+        blocks.append(context(acked))
     state = "RESOLVED" if resolved_after is not None else severity.upper()
     fallback = f"[{state}] {alert.name}: {summary}{f' ({len(members)} alerts)' if members else ''}"
-    return Message(text=truncate(safe(fallback), MAX_TEXT), blocks=fit_blocks(blocks))
+    return Message(text=truncate(safe(fallback), MAX_TEXT), blocks=fit_blocks(blocks, len(buttons)) + list(buttons))
 
 
 def _listing(common: Alert, members: Sequence[Alert]) -> str:

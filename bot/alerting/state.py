@@ -24,6 +24,7 @@ from typing import Any, Literal
 from bot.alerting.model import Alert, AlertStatus, Notification, alert_from_doc, alert_to_doc
 from bot.slack.once import PostRecord
 from bot.state.keys import ThreadSource
+from bot.state.keys import thread as thread_key
 from bot.state.store import Store
 
 THREAD_TTL = 30 * 86400.0  # a thread is remembered a month after its last change, then forgotten
@@ -123,7 +124,8 @@ class AlertThread:
     steps_seen    every distinct step taken into a round so far (run, or listed as not run)
     round_steps, round_skipped  this round's steps to run, and those listed as not run (capped)
     findings      the investigation's key findings: "title: summary" of each result that is not OK
-    acked_by, acked_at  who acknowledged the thread (a Slack user ID) and when (clock seconds)
+    acked_by, acked_at, acked_job  who acknowledged the thread (a Slack user ID), when (clock
+                  seconds), and the job that did (its retry carries on; any other is told "already")
     escalations   each escalation, in order: {kind: "ack" | "resolve" | "related" | "manual", at,
                   reason, by, dedup_key, pagerduty: what PagerDuty answered or why it was not paged}
     """
@@ -157,6 +159,7 @@ class AlertThread:
     findings: tuple[str, ...] = ()
     acked_by: str = ""
     acked_at: float = 0.0
+    acked_job: str = ""
     escalations: tuple[Mapping[str, Any], ...] = ()
 
     # --------------------------------------------------------------- conversions
@@ -201,6 +204,11 @@ class AlertThread:
         if not firing:  # resolved before the bot could post it: say so, don't investigate
             thread = thread.replace(status="resolved", ends_at=thread.last_end(), investigation="skipped")
         return thread
+
+    @property
+    def key(self) -> str:
+        """The thread's key in the store (bot.state.keys.thread)."""
+        return thread_key(self.source, self.fingerprint)
 
     def replace(self, **changes: Any) -> AlertThread:
         return dataclasses.replace(self, **changes)

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.alerting.config import AlertSettings
+from bot.alerting.incidents import Incidents, ack_blocks, acked_line
 from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
 from bot.alerting.model import Alert, Notification
 from bot.alerting.playbooks import Playbooks, PlaybookSteps
@@ -101,6 +102,7 @@ class AlertThreads:
         self.fetch_active = fetch_active
         self.links = links
         self.offers = offers
+        self.incidents: Incidents | None = None  # set by Incidents (acknowledgement, escalation)
         worker.handle(keys.KIND_THREAD, self._thread_job)
         worker.handle(keys.KIND_POST, self._post_job)
         worker.handle(keys.KIND_INVESTIGATE, self._investigate_job)
@@ -180,7 +182,7 @@ class AlertThreads:
         if source == "webhook" and not thread.ts:
             thread = await self._post_alert(key, thread)
         elif source == "webhook" and thread.shown < thread.revision and thread.status == "firing":
-            thread = await self._show(key, thread)  # alerts joined or resolved: the post lists them
+            thread = await self.show(key, thread)  # alerts joined or resolved: the post lists them
         if thread.status == "firing" and not await self._resolving(job):
             await self._investigate(key, thread)
         if thread.status == "resolved":
@@ -242,6 +244,8 @@ class AlertThreads:
         assert thread is not None
         if source == "post" and thread.status == "firing":
             await self.store.add(keys.OPEN_POST_THREADS, thread.fingerprint)
+        if source == "post" and self.incidents is not None:
+            await self.incidents.remember_root(channel, ts, key)
         return thread
 
     async def _close_previous(self, key: str, previous: AlertThread, notice: Notice) -> None:
@@ -266,17 +270,23 @@ class AlertThreads:
         members = thread.members()
         view = members[0] if len(members) == 1 else thread.alert()
         lasted = self._lasted(thread) if thread.status == "resolved" else None
+        acked, buttons = acked_line(thread), []
+        if self.incidents is not None and thread.status == "firing" and not acked:
+            buttons = ack_blocks(thread.key)
         return alert_message(view, self.links(view), resolved_after=lasted,
-                             members=members if len(members) > 1 or thread.left_out else (), left_out=thread.left_out)
+                             members=members if len(members) > 1 or thread.left_out else (),
+                             left_out=thread.left_out, acked=acked, buttons=buttons)
 
     async def _post_alert(self, key: str, thread: AlertThread) -> AlertThread:
         """The bot's own post of a webhook thread, once; as resolved if it already is."""
         posted = await self._post_once(key, thread, "root", self._root_message(thread))
+        if self.incidents is not None:
+            await self.incidents.remember_root(posted.channel, posted.ts, key)
         revision = thread.revision
         return await self._change(key, thread, lambda t: t.replace(
             ts=posted.ts, channel=posted.channel, shown=max(t.shown, revision)))
 
-    async def _show(self, key: str, thread: AlertThread) -> AlertThread:
+    async def show(self, key: str, thread: AlertThread) -> AlertThread:
         """Edit the bot's post to list the thread's alerts as they are now (an edit is idempotent)."""
         message = self._root_message(thread)
         await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
@@ -324,6 +334,10 @@ class AlertThreads:
         started = datetime.fromisoformat(thread.starts_at).timestamp()
         ended = datetime.fromisoformat(thread.ends_at).timestamp() if thread.ends_at else self.clock.now()
         return ended - started
+
+    async def post_in_thread(self, key: str, thread: AlertThread, name: str, message: Message) -> Posted:
+        """A reply in the thread, posted once under `name` (its record kept in the thread's posts)."""
+        return await self._post_once(key, thread, name, message, thread_ts=thread.ts)
 
     async def _post_once(self, key: str, thread: AlertThread, name: str, message: Message,
                          thread_ts: str | None = None, fresh: bool = False) -> Posted:
@@ -426,6 +440,8 @@ class AlertThreads:
         steps = [step.text for step in playbook]
         results: list[list[Result] | None] = [None] * len(steps)
         offers = self.offers(key, actions) if self.offers is not None and thread.round == 1 else []
+        if self.incidents is not None and thread.source == "post" and thread.round == 1 and not thread.acked_by:
+            offers = ack_blocks(key) + offers  # Alertmanager's post can't carry the bot's button
         count, skipped, joined = len(thread.members()), thread.round_skipped, thread.round > 1
 
         def message() -> Message:

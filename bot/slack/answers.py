@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -27,7 +27,7 @@ from bot.errors import UsageError
 from bot.slack.mrkdwn import code, escape, safe, safe_file
 from bot.slack.once import Posted, StoreLedger, post_once
 from bot.slack.poster import Poster, slack_error
-from bot.slack.render import Message, report_message
+from bot.slack.render import Message, report_message, usage_message
 from bot.state import keys
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
@@ -39,6 +39,9 @@ _SLACK_ID = re.compile(r"^[A-Z0-9]{2,30}$")
 # When the bot can't post in the channel itself (not invited, a DM), the response_url can.
 _POST_VIA_RESPONSE_URL = {"not_in_channel", "channel_not_found", "is_archived"}
 RESPONSE_URL_TIMEOUT = 10
+MAX_MENTION = 4000  # characters of a mention's text read (as /ops text)
+_MENTIONS = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+ThreadVerb = Callable[[str, str, str, str, str], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Request:
     user_name: str
     response_url: str
     received: float  # epoch seconds, for the latency metric
+    thread_ts: str = ""  # a command given as a mention in a thread is answered in that thread
 
     @classmethod
     def from_body(cls, body: dict[str, Any], received: float) -> Request:
@@ -76,6 +80,8 @@ class CommandAnswers:
         self.observe = observe
         worker.handle(keys.KIND_COMMAND, self._answer)
         worker.handle(keys.KIND_MENTION, self._mention)
+        # `@ops <verb> …` in a thread: (channel, thread_ts, user, the rest, origin) -> a reply or "".
+        self.thread_verbs: dict[str, ThreadVerb] = {}
 
     async def accept(self, body: dict[str, Any]) -> Request:
         """Record the command's job (the caller acknowledges after this returns)."""
@@ -85,11 +91,12 @@ class CommandAnswers:
         return request
 
     async def accept_mention(self, event: dict[str, Any], event_id: str) -> None:
-        channel = str(event.get("channel", ""))
-        thread_ts = str(event.get("thread_ts") or event.get("ts") or "")
-        await self.worker.submit([NewJob(id=keys.mention(event_id or f"{channel}:{thread_ts}"),
-                                         kind=keys.KIND_MENTION, lane=keys.LANE_COMMANDS,
-                                         payload={"channel": channel, "thread_ts": thread_ts})])
+        channel, ts = str(event.get("channel", "")), str(event.get("ts") or "")
+        await self.worker.submit([NewJob(
+            id=keys.mention(event_id or f"{channel}:{ts}"), kind=keys.KIND_MENTION, lane=keys.LANE_COMMANDS,
+            payload={"channel": channel, "ts": ts, "thread_ts": str(event.get("thread_ts") or ""),
+                     "text": str(event.get("text") or "")[:MAX_MENTION], "user": str(event.get("user") or ""),
+                     "received": self.store.clock.now()})])
 
     # ------------------------------------------------------------------ the jobs
 
@@ -127,7 +134,7 @@ class CommandAnswers:
         ledger = StoreLedger(self.store, key, ("answer",), ANSWER_TTL)
         try:
             return await post_once(self.poster, ledger, request.channel, message.text, message.blocks,
-                                   clock=self.store.clock)
+                                   clock=self.store.clock, thread_ts=request.thread_ts or None)
         except SlackApiError as e:
             error = e.response.data.get("error", "") if isinstance(e.response.data, dict) else ""
             if error not in _POST_VIA_RESPONSE_URL:
@@ -158,13 +165,16 @@ class CommandAnswers:
             return
         for file in map(safe_file, files):
             try:
-                await self.poster.upload(request.channel, file)
+                await self.poster.upload(request.channel, file, thread_ts=request.thread_ts or None)
             except SlackApiError as e:
                 log.warning("uploading %s failed: %s", file.filename, slack_error(e))
                 await self._respond(request, {"response_type": "ephemeral", "text": f":paperclip: could not upload "
                                               f"{safe(file.filename)}: {safe(slack_error(e))}"})
 
     async def _respond(self, request: Request, body: dict[str, Any]) -> None:
+        if not request.response_url and request.thread_ts:  # a mention's: said in its thread
+            await self.poster.post(request.channel, str(body.get("text") or ""), thread_ts=request.thread_ts)
+            return
         if not request.response_url:
             log.warning("no response_url to answer %s %r through", self.prefix, request.text)
             return
@@ -175,9 +185,48 @@ class CommandAnswers:
             log.warning("response_url refused the answer (HTTP %d: %s)", answer.status_code, answer.body)
 
     async def _mention(self, job: Job) -> None:
-        await self.poster.post(str(job.payload["channel"]),
-                               f"Type `{escape(self.prefix)} help` to see the checks I can run.",
-                               thread_ts=str(job.payload["thread_ts"]) or None)
+        """`@ops …`: a thread verb (ack, escalate, postmortem: bot.alerting.incidents), or any /ops
+        command, answered in the thread it was typed in (Slack sends slash commands without it)."""
+        p = job.payload
+        channel, ts, thread_ts, user = str(p["channel"]), str(p.get("ts") or ""), str(p.get("thread_ts") or ""), \
+            str(p.get("user") or "")
+        words = _MENTIONS.sub(" ", str(p.get("text") or "")).split()
+        verb = words[0].lower() if words else ""
+        reply_to = thread_ts or ts
+
+        async def reply(text: str) -> None:
+            ledger = StoreLedger(self.store, job.id, ("answer",), ANSWER_TTL)
+            await post_once(self.poster, ledger, channel, text, None, clock=self.store.clock,
+                            thread_ts=reply_to or None)
+
+        if verb in self.thread_verbs:
+            if not thread_ts:
+                await reply(f"`@{escape(self.prefix.lstrip('/'))} {escape(verb)}` works in an alert's thread: "
+                            "mention me there.")
+                return
+            answer = await self.thread_verbs[verb](channel, thread_ts, user, " ".join(words[1:]), job.id)
+            if answer:
+                await reply(answer)
+            return
+        if not words or verb == "help":
+            await reply(f"Type `{escape(self.prefix)} help` to see the checks I can run; in an alert's thread, "
+                        f"mention me with one: `@{escape(self.prefix.lstrip('/'))} pods checkout -n prod`.")
+            return
+        text = " ".join(words)
+        try:
+            invocation = self.table.parse(text, self.default_namespace)
+        except UsageError as error:
+            await reply(usage_message(error, self.prefix).text)
+            return
+        if invocation.command.mutating:
+            await reply(f"Changes are asked for with {code(self.prefix + ' ' + invocation.text)} or the buttons "
+                        "in an alert's thread, where they are approved.")
+            return
+        request = Request(id=f"mention:{job.id}", text=text, channel=channel, user_id=user, user_name="",
+                          response_url="", received=float(p.get("received") or self.store.clock.now()),
+                          thread_ts=reply_to)
+        await self.worker.submit([NewJob(id=keys.command(request.id), kind=keys.KIND_COMMAND,
+                                         lane=keys.LANE_COMMANDS, payload=request.__dict__)])
 
     def _echo(self, invocation: Invocation) -> str:
         return code(self.prefix + " " + invocation.text)

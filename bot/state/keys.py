@@ -15,7 +15,11 @@ Documents
     seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
                                            deliver the same event again for a few minutes)
     action:{id}                            an approval request (bot.actions.request.ActionRequest)
+    thread-root:{channel}:{ts}             the alert threads (keys) whose root is that message, for a
+                                           mention in the thread (`@ops ack`)
+    related:{bucket}                       a related-alerts incident: the threads it lists, its posts
 Logs
+    critical-fired                         each critical thread opened: {thread, at} (related alerts)
     work-failed                            jobs given up on: id, kind, attempts, the last error
     audit                                  every request, preview, approval, refusal, cancel,
                                            expiry, execution and result (never expires)
@@ -39,6 +43,15 @@ Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each 
                                            timer that edits the message if nobody approved it
     render:{request}                       lane actions: edit the approval message to show the
                                            request as stored (one job, so edits never overtake)
+    ack:{thread}:{user}:{ts}               lane incidents: acknowledge an alert thread (a click on
+                                           Acknowledge, or `@ops ack` in the thread)
+    escalate:{thread}:{starts_at}:{kind}   lane timers, due at the SLA's deadline (kind ack or
+                                           resolve): escalate unless acknowledged / resolved
+    escalate-now:{thread}:{event}          lane incidents: `@ops escalate <reason>` in the thread
+    page:{dedup_key}:{action}:{entry}      lane incidents: one PagerDuty event (retried on 429/5xx)
+    related:{bucket}                       lane incidents: escalate related critical alerts once
+    incident:{origin}                      lane incidents: `/ops escalate <reason>`, a manual incident
+    postmortem:{thread}:{origin}           lane incidents: draft and upload a thread's post-mortem
 """
 
 from __future__ import annotations
@@ -55,6 +68,8 @@ LANE_ACTIONS = "actions"
 # Durable timers (due later: an approval's expiry); apart, so that waiting for the other lanes
 # to drain never waits for a timer minutes away.
 LANE_TIMERS = "timers"
+# Acknowledgements, escalations, PagerDuty and post-mortems: apart from a storm's alerts.
+LANE_INCIDENTS = "incidents"
 
 # Job kinds: the handler a job runs.
 KIND_THREAD = "alert-thread"
@@ -67,8 +82,15 @@ KIND_ACTION_CLICK = "action-click"
 KIND_ACTION_EXECUTE = "action-execute"
 KIND_ACTION_EXPIRE = "action-expire"
 KIND_ACTION_RENDER = "action-render"
+KIND_ACK = "incident-ack"
+KIND_ESCALATE = "incident-escalate"
+KIND_PAGE = "incident-page"
+KIND_RELATED = "incident-related"
+KIND_MANUAL = "incident-manual"
+KIND_POSTMORTEM = "incident-postmortem"
 
 OPEN_POST_THREADS = "open-post-threads"
+CRITICAL_FIRED_LOG = "critical-fired"
 FAILED_WORK_LOG = "work-failed"
 AUDIT_LOG = "audit"
 
@@ -130,3 +152,35 @@ def expire(request_id: str) -> str:
 
 def render(request_id: str) -> str:
     return f"render:{request_id}"
+
+
+def thread_root(channel: str, ts: str) -> str:
+    return f"thread-root:{channel}:{ts}"
+
+
+def ack(thread_key: str, user: str, ts: str) -> str:
+    return f"ack:{thread_key.removeprefix('thread:')}:{user}:{ts}"
+
+
+def escalate(thread_key: str, starts_at: str, kind: str) -> str:
+    return f"escalate:{thread_key.removeprefix('thread:')}:{starts_at}:{kind}"
+
+
+def escalate_now(thread_key: str, event: str) -> str:
+    return f"escalate-now:{thread_key.removeprefix('thread:')}:{event}"
+
+
+def page(dedup_key: str, action: str, entry: str) -> str:
+    return f"page:{dedup_key}:{action}:{entry}"
+
+
+def related(bucket: int) -> str:
+    return f"related:{bucket}"
+
+
+def incident(origin: str) -> str:
+    return f"incident:{origin}"
+
+
+def postmortem(thread_key: str, origin: str) -> str:
+    return f"postmortem:{thread_key.removeprefix('thread:')}:{origin}"

@@ -80,7 +80,7 @@ def test_the_issues_example_loads_into_rules():
 
     assert policy is not None and isinstance(policy, Policy)
     assert dict(policy.groups) == {"oncall": (ALICE, CAROL, ONCALL_GROUP), "leads": (BOB,)}
-    assert set(policy.actions) == set(ACTIONS)
+    assert set(policy.actions) == set(ACTIONS) - {"ack"}  # the issue's example predates acknowledgements
     assert policy.actions["scale"] == Rule(request=("oncall", "leads"), approve=("leads", "oncall"),
                                            namespaces=("claude-deployment-prod",), max_replicas=20)
     assert policy.actions["limits"].max_memory == "8Gi" and policy.actions["limits"].max_cpu == "4"
@@ -120,7 +120,7 @@ def test_a_policy_may_leave_actions_out():
     (example(actions={"scael": {"request": ["oncall"], "approve": ["leads"]}}),
      "policy.actions.scael: unknown key (did you mean scale?)"),
     (example(actions={"deploy": {"request": ["oncall"], "approve": ["leads"]}}),
-     "policy.actions.deploy: unknown key (known: scale, restart, limits, breaker, silence)"),
+     "policy.actions.deploy: unknown key (known: scale, restart, limits, breaker, silence, ack)"),
     (example(actions={"unsilence": {"request": ["oncall"], "approve": ["leads"]}}),
      "policy.actions.unsilence: unsilence is decided by the rule of silence: set that one"),
     (with_rule("scale", approve=["leads", "leeds"]),
@@ -165,6 +165,7 @@ def test_a_policy_may_leave_actions_out():
     (with_rule("scale", max_replicas=2.5),
      "policy.actions.scale.max_replicas: must be a whole number of at least 1, not 2.5"),
     (example(actions={"scale": {"approve": ["leads"]}}), "policy.actions.scale.request: missing (required)"),
+    (example(actions={"scale": {"request": ["leads"]}}), "policy.actions.scale.approve: missing (required)"),
     (with_rule("scale", request=[]), "policy.actions.scale.request: must be a non-empty list, not []"),
     ({"actions": {}}, "policy.groups: missing (required)"),
     ({}, "policy.groups: missing (required)"),
@@ -405,3 +406,13 @@ def test_the_readme_example_loads():
     block = readme.split("```yaml\npresets:", 1)[1].split("```", 1)[0]
     policy = load(yaml.safe_load("presets:" + block)["policy"], "README.md")
     assert policy is not None and set(policy.actions) == set(ACTIONS)
+
+
+async def test_anyone_may_acknowledge_unless_the_policy_names_who_may():
+    assert (await authorizer().may_ack("U0NOBODY01")).allowed
+    assert (await Authorizer(None, Members()).may_ack("U0NOBODY01")).allowed  # no policy at all
+    narrowed = authorizer(example(actions={"ack": {"request": ["leads", "oncall"]}}))  # no approve: none needed
+    assert (await narrowed.may_ack("U0BOB00001")).allowed
+    assert (await narrowed.may_ack(DAVE)).allowed  # through the oncall Slack user group
+    refused = await narrowed.may_ack("U0NOBODY01")
+    assert not refused.allowed and refused.reason == "you are not in leads or oncall, who may acknowledge alerts"
