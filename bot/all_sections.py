@@ -24,6 +24,8 @@ from bot.alerting.playbooks import DEFAULT_PARAMETERS, Playbooks
 from bot.checks import aws, elasticsearch, http, prometheus
 from bot.checks.aws import AwsDefaults
 from bot.checks.prometheus import Presets
+from bot.incidents import config as escalation
+from bot.incidents.config import EscalationConfig
 from bot.settings import Settings
 from bot.state import config as delivery
 from bot.state.config import DeliveryConfig
@@ -48,6 +50,7 @@ class Sections:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     policy: Policy | None = None  # None: no `policy:` section, every mutating command refused
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
 
 
 def load_sections(settings: Settings) -> Sections:
@@ -66,4 +69,5 @@ def load_sections(settings: Settings) -> Sections:
         delivery=delivery.load(raw.get("delivery"), file),
         actions=actions.load(raw.get("actions"), file),
         policy=policy.load(raw.get("policy"), file),
+        escalation=escalation.load(raw.get("escalation"), file),
     )

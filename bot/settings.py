@@ -25,6 +25,7 @@ from bot.errors import ConfigError
 from bot.sections import DEFAULT_FILE, Where, key, keys, number, read, text, unknown_key
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -55,6 +56,9 @@ class Settings:
     aws_endpoint_url: str = ""
     target_group_arn: str = ""  # the runbook's $TARGET_GROUP_ARN, for `elb`
     database_url: str = ""
+    # Paging: PagerDuty's Events API v2 (an integration's routing key; never shown, not even in a repr)
+    pagerduty_routing_key: str = field(default="", repr=False)
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
     # The bot's own state and process
     state_url: str = "sqlite:///chatops-state.db"
     port: int = 3000
@@ -87,6 +91,10 @@ class Settings:
     def aws_configured(self) -> bool:
         return bool(self.aws_region)
 
+    @property
+    def pagerduty_configured(self) -> bool:
+        return bool(self.pagerduty_routing_key)
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be shown in Slack or the logs."""
         return tuple(
@@ -98,6 +106,7 @@ class Settings:
                 self.alertmanager_webhook_token,
                 self.elasticsearch_password,
                 self.elasticsearch_api_key,
+                self.pagerduty_routing_key,
                 *database_passwords(self.database_url),
             )
             if s
@@ -106,7 +115,7 @@ class Settings:
 
 # The sections of chatops.yaml, kept raw in Settings.sections for bot/all_sections.py.
 SECTIONS = ("presets", "slo", "elasticsearch", "dependencies", "aws", "playbooks", "playbook_defaults",
-            "alerts", "delivery", "actions", "policy")
+            "alerts", "delivery", "actions", "policy", "escalation")
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode = "serve") -> Settings:
@@ -165,6 +174,20 @@ def _backend_values(get: Callable[[str], str], env: Mapping[str, str]) -> dict[s
     values["target_group_arn"] = get("TARGET_GROUP_ARN")
     if get("DATABASE_URL"):
         values["database_url"] = _database_url(get("DATABASE_URL"))
+    values.update(_pagerduty_values(get))
+    return values
+
+
+def _pagerduty_values(get: Callable[[str], str]) -> dict[str, Any]:
+    """PagerDuty's routing key (a secret: never quoted back) and Events API URL."""
+    values: dict[str, Any] = {}
+    key = get("PAGERDUTY_ROUTING_KEY")
+    if key and any(c.isspace() or not c.isprintable() for c in key):
+        raise ConfigError("PAGERDUTY_ROUTING_KEY has spaces or control characters in it: "
+                          "use the integration key of an Events API v2 integration, as PagerDuty shows it")
+    values["pagerduty_routing_key"] = key
+    if get("PAGERDUTY_EVENTS_URL"):
+        values["pagerduty_events_url"] = _http_url("PAGERDUTY_EVENTS_URL", get("PAGERDUTY_EVENTS_URL"))
     return values
 
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.plugins.kube",
     "tests.plugins.bot",
     "tests.plugins.approvals",
+    "tests.plugins.pagerduty",
 ]

@@ -63,7 +63,6 @@ import base64
 import binascii
 import json
 import re
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -72,6 +71,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from tests.fakes.loopback import serve
 
 # Message limits Slack enforces server-side (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -550,14 +551,7 @@ class FakeSlack:
         app.router.add_post("/services/{hook:.+}", self._incoming_webhook)
         # handler_cancellation: a client that gives up on a held request cancels its handler, so
         # the fake sees it (Call.error "abandoned") and never carries it out afterwards.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
-        await self._runner.setup()
-        # Bind the socket ourselves: port 0 picks a free port and we can read it back.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self._port = await serve(app, handler_cancellation=True)
         return self
 
     async def stop(self) -> None:

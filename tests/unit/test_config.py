@@ -100,7 +100,7 @@ def test_an_unknown_top_level_key_without_a_close_one_lists_the_keys_and_section
     with pytest.raises(ConfigError) as e:
         load_settings({**SLACK, "CHATOPS_CONFIG": str(path)}, mode="serve")
     assert str(e.value).startswith(f"{path}: frobnicate: unknown key (known: default_namespace, diagnostic_timeout,")
-    assert str(e.value).endswith(", alerts, delivery, actions, policy)")
+    assert str(e.value).endswith(", alerts, delivery, actions, policy, escalation)")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -85,6 +85,7 @@ UNKNOWN_KEYS = {
                                                                         "max_replica": 3}}},
                "policy.actions.scale.max_replica", "max_replicas"),
     "actions": ({"breaker": {"config_map": "x"}}, "actions.breaker.config_map", "configmap"),
+    "escalation": ({"critical": {"ack_minute": 5}}, "escalation.critical.ack_minute", "ack_minutes"),
 }
 
 
@@ -117,6 +118,8 @@ WRONG_VALUES = {
     "actions": ({"raise_limits": {"memory": "lots"}},
                 "actions.raise_limits.memory: 'lots' is not a Kubernetes quantity (a number with an optional "
                 "suffix: Ki Mi Gi Ti Pi Ei, m k M G T P E, or an exponent like 1e3)"),
+    "escalation": ({"related": {"count": 1}},
+                   "escalation.related.count: must be a whole number of at least 2, not 1"),
 }
 
 
@@ -144,6 +147,8 @@ WRONG_SHAPES = {
     "policy": "policy: must be a mapping with the keys groups, actions, approval_minutes, two_person, impersonate, "
               "not 'x'",
     "actions": "actions: must be a mapping with the keys breaker, raise_limits, not 'x'",
+    "escalation": "escalation: must be a mapping with the keys critical, warning, related, managers_channel, "
+                  "not 'x'",
 }
 
 
