@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
     from bot.slack.answers import CommandAnswers
     from bot.slack.poster import Poster
+    from bot.state.clock import Clock
     from bot.state.worker import Worker
 
 log = logging.getLogger("app")
@@ -141,11 +142,18 @@ def build_incidents(runtime: "Runtime", threads: "AlertThreads", answers: "Comma
                     worker: "Worker", mitigations: "Mitigations") -> "Incidents":
     """Acknowledgement (and escalation) in alert threads; `@ops ack` in a thread is one of its verbs."""
     from bot.alerting.incidents import Incidents
+    from bot.incidents.pagerduty import PagerDuty
 
+    settings = runtime.settings
+    pager = (PagerDuty(runtime.clients.http, settings.pagerduty_routing_key, settings.pagerduty_events_url,
+                       timeout=runtime.sections.delivery.slack_timeout_seconds)
+             if settings.pagerduty_configured else None)
     incidents = Incidents(threads=threads, store=runtime.store, poster=poster, worker=worker,
-                          may_ack=mitigations.authorizer.may_ack)
+                          may_ack=mitigations.authorizer.may_ack, escalation=runtime.sections.escalation,
+                          pager=pager, observe=runtime.metrics.escalation, overdue=runtime.metrics.timer_overdue)
     for verb in ("ack", "acknowledge"):
         answers.thread_verbs[verb] = incidents.mention_ack
+    answers.thread_verbs["escalate"] = incidents.mention_escalate
     return incidents
 
 
@@ -185,8 +193,10 @@ def build_approvals(runtime: "Runtime", mitigations: Mitigations, poster: "Poste
                      observe=runtime.metrics.mitigation)
 
 
-async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None) -> RunningBot:
-    """Start the bot; `sections` are chatops.yaml's, parsed from `settings` when not given (tests)."""
+async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Sections | None = None,
+                    clock: "Clock | None" = None) -> RunningBot:
+    """Start the bot; `sections` are chatops.yaml's, parsed from `settings` when not given (tests);
+    `clock`: the store's (tests move a FakeClock past escalation deadlines)."""
     from aiohttp import ClientError, web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.errors import SlackApiError, SlackClientError
@@ -198,6 +208,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     from bot.slack.app import build_app, build_posting_client, build_web_client
     from bot.slack.poster import Poster
     from bot.state import keys
+    from bot.state.clock import SYSTEM_CLOCK
     from bot.state.store import open_store
     from bot.state.worker import Worker
     from diagnostics.http_api import BackendError
@@ -212,7 +223,7 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
     clients = await Clients.build(settings)
     metrics = Metrics()
     runtime = Runtime(settings=settings, sections=sections, clients=clients, table=table, metrics=metrics,
-                      store=open_store(settings.state_url))
+                      store=open_store(settings.state_url, clock or SYSTEM_CLOCK))
     slack = build_web_client(settings, delivery.slack_timeout_seconds)
     poster = Poster(build_posting_client(settings, delivery.slack_timeout_seconds), alerts.post_interval,
                     store=runtime.store, reader=slack)

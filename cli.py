@@ -78,6 +78,10 @@ async def run_cli(settings: Settings, table: CommandTable, words: list[str]) -> 
         print(f"error: `{invocation.command.name}` changes production: ask for it in Slack "
               f"({settings.command} {invocation.text}), where someone else approves it", file=sys.stderr)
         return EXIT_USAGE
+    if invocation.command.slack_only:
+        print(f"error: `{invocation.command.name}` works in Slack only ({settings.command} {invocation.text})",
+              file=sys.stderr)
+        return EXIT_USAGE
     clients = await Clients.build(settings)
     store = _store(settings, invocation)
     try:

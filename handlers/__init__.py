@@ -13,7 +13,7 @@ def register_all(app: AsyncApp, runtime: Runtime, threads: AlertThreads, answers
                  approvals: Approvals, incidents: Incidents) -> None:
     from handlers import actions, alerts, commands, events
 
-    commands.register(app, runtime, answers, approvals)
+    commands.register(app, runtime, answers, approvals, incidents)
     actions.register(app, runtime, approvals, incidents)
     events.register(app, runtime, answers)
     alerts.register(app, runtime, threads)

@@ -17,6 +17,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.actions.approvals import Approvals
+from bot.alerting import escalate_command
+from bot.alerting.incidents import Incidents
 from bot.errors import UsageError
 from bot.runtime.runtime import Runtime
 from bot.slack.answers import CommandAnswers
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4000
 
 
-def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers, approvals: Approvals) -> None:
+def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers, approvals: Approvals,
+             incidents: Incidents) -> None:
     command_name = runtime.settings.command
 
     @app.command(command_name)
@@ -37,14 +40,14 @@ def register(app: AsyncApp, runtime: Runtime, answers: CommandAnswers, approvals
         started = time.monotonic()
         outcome = "error"
         try:
-            outcome = await _handle(runtime, answers, approvals, ack, body)
+            outcome = await _handle(runtime, answers, approvals, incidents, ack, body)
         finally:
             runtime.metrics.requests.labels(kind="command", outcome=outcome).inc()
             runtime.metrics.handler_seconds.labels(kind="command").observe(time.monotonic() - started)
 
 
-async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approvals, ack: AsyncAck,
-                  body: dict[str, Any]) -> str:
+async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approvals, incidents: Incidents,
+                  ack: AsyncAck, body: dict[str, Any]) -> str:
     prefix = runtime.settings.command
     text = str(body.get("text", ""))
     if len(text) > MAX_TEXT:
@@ -72,6 +75,10 @@ async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approval
     try:
         if invocation.command.mutating:
             await approvals.accept_command(body)
+        elif invocation.command.name == escalate_command.NAME:
+            await incidents.accept_manual(str(body.get("trigger_id") or f"{body.get('channel_id')}:{time.time()}"),
+                                          str(invocation.args["reason"]), str(body.get("user_id", "")),
+                                          str(body.get("channel_id", "")), str(body.get("response_url", "")))
         else:
             await answers.accept(body)
     except Exception as e:  # noqa: BLE001 - nothing was recorded: say so, run nothing
@@ -80,6 +87,7 @@ async def _handle(runtime: Runtime, answers: CommandAnswers, approvals: Approval
                   text=f":x: Could not take {running} right now (the bot's state store is unavailable); "
                        "try again in a minute.")
         return "error"
-    doing = "Previewing" if invocation.command.mutating else "Running"
+    doing = "Previewing" if invocation.command.mutating else "Escalating" \
+        if invocation.command.name == escalate_command.NAME else "Running"
     await ack(response_type="ephemeral", text=f":hourglass_flowing_sand: {doing} {running}…")
     return "accepted"

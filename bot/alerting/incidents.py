@@ -1,5 +1,5 @@
-"""The incident in the alert's thread: acknowledgement (and, built on it, escalation and the
-post-mortem draft), so the thread is the incident's record.
+"""The incident in the alert's thread: acknowledgement, escalation on the runbook's SLAs and the
+post-mortem draft, so the thread is the incident's record.
 
 Acknowledge: a button in the bot's own message (the alert post of a webhook thread; the
 investigation reply under an Alertmanager post, which the bot cannot edit) or `@ops ack` in the
@@ -8,20 +8,38 @@ thread. Either is recorded as an `ack:…` job before Slack is answered; the job
 the job that did it (`acked_job`): the first click wins, a retry of that job carries on where it
 stopped, every other click (a second person, a second replica) is told who acknowledged already.
 The winner says so in the thread once, edits the alert post, and stops the acknowledgement timer.
+
+Escalate: a firing thread with an SLA (`escalation:`; critical and warning) records two durable
+timers, due at startsAt + ack_minutes and + resolve_minutes (`escalate:…:ack|resolve`, lane
+timers: a restart keeps them; a deadline passed while the bot was down is due at once; a lease
+gives each to one replica). A timer whose thread was acknowledged (ack) or resolved does nothing.
+Otherwise the escalation is appended to the thread by compare-and-set (once per kind: a second
+run finds it), then, each step safe to repeat: a PagerDuty trigger (its own job, `page:…`,
+retried on 429/5xx; a 400 is said once in the thread), the managers' channel told (posted once)
+and a note in the thread. The PagerDuty dedup_key is the thread's firing (group or alert, and its
+startsAt), so a second escalation of one alert never pages twice; acknowledging the thread after
+an escalation sends `acknowledge`, its resolution `resolve`. Also: `@ops escalate <reason>` in a
+thread, `/ops escalate <reason>` anywhere (a manual incident), and N distinct critical alerts
+within M minutes, escalated once as one incident (`related:{bucket}`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bot.actions.policy import ALLOWED, Decision
-from bot.alerting.state import AlertThread, change_thread, load_thread
+from bot.alerting.state import THREAD_TTL, AlertThread, change_thread, load_thread
+from bot.errors import PermanentError
+from bot.incidents.config import EscalationConfig
+from bot.incidents.pagerduty import PagerDuty, PagerDutyEvent, dedup_key
+from bot.slack.mrkdwn import code, link, safe, truncate
+from bot.slack.once import StoreLedger, post_once
 from bot.slack.poster import Poster
 from bot.slack.render import Message
-from bot.slack.tell import tell
+from bot.slack.tell import permalink, tell
 from bot.state import keys
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
@@ -34,6 +52,8 @@ log = logging.getLogger(__name__)
 
 ACK = "ops-ack"
 ROOTS_TTL = 30 * 86400.0
+OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
+WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
 
 MayAck = Callable[[str], Awaitable[Decision]]
 
@@ -65,16 +85,36 @@ def waited(thread: AlertThread) -> float:
     return max(thread.acked_at - datetime.fromisoformat(thread.starts_at).timestamp(), 0.0)
 
 
+def alert_dedup_key(thread: AlertThread) -> str:
+    """PagerDuty's dedup_key for a thread's firing: its group or alert, and when it started."""
+    return dedup_key("alert", f"{thread.key}:{thread.starts_at}")
+
+
 class Incidents:
     def __init__(self, *, threads: AlertThreads, store: Store, poster: Poster, worker: Worker,
-                 may_ack: MayAck | None = None) -> None:
+                 may_ack: MayAck | None = None, escalation: EscalationConfig | None = None,
+                 pager: PagerDuty | None = None, observe: Callable[[str], None] | None = None,
+                 overdue: Callable[[], None] | None = None) -> None:
+        """`observe(kind)`: told of each escalation; `overdue()`: of each deadline handled late."""
         self.threads = threads
         self.store = store
         self.poster = poster
         self.worker = worker
         self.may_ack = may_ack or _anyone
+        self.escalation = escalation or EscalationConfig()
+        self.pager = pager
+        self.observe = observe or (lambda kind: None)
+        self.overdue = overdue or (lambda: None)
         worker.handle(keys.KIND_ACK, self._ack_job)
+        worker.handle(keys.KIND_ESCALATE, self._escalate_job)
+        worker.handle(keys.KIND_PAGE, self._page_job)
+        worker.handle(keys.KIND_RELATED, self._related_job)
+        worker.handle(keys.KIND_MANUAL, self._manual_job)
         threads.incidents = self
+
+    @property
+    def clock(self) -> Any:
+        return self.store.clock
 
     # ------------------------------------------------------------------ where threads are
 
@@ -179,3 +219,280 @@ class Incidents:
         if thread.source == "webhook" and thread.ts:
             await self.threads.show(key, thread)
         await self.store.cancel(keys.escalate(key, thread.starts_at, "ack"))
+        await self._page_followup(key, thread, "acknowledge")
+
+    # ------------------------------------------------------------------ the thread's life
+
+    async def firing(self, key: str, thread: AlertThread) -> AlertThread:
+        """A firing thread: its SLA's deadlines recorded as timers (once), and, when critical, the
+        related-alerts count. Called by the thread job; safe to call again."""
+        if thread.timers_set or thread.status != "firing":
+            return thread
+        sla = self.escalation.sla(thread.severity)
+        if sla is not None:
+            start = datetime.fromisoformat(thread.starts_at).timestamp()
+            await self.worker.submit([
+                NewJob(id=keys.escalate(key, thread.starts_at, kind), kind=keys.KIND_ESCALATE, lane=keys.LANE_TIMERS,
+                       payload={"thread": key, "starts_at": thread.starts_at, "kind": kind, "due": start + seconds},
+                       due=start + seconds)
+                for kind, seconds in (("ack", sla[0]), ("resolve", sla[1]))])
+        if thread.severity == "critical":
+            await self._count_related(key, thread)
+        starts_at = thread.starts_at
+        return await change_thread(self.store, key, lambda t: t.replace(timers_set=True)
+                                   if t is not None and t.starts_at == starts_at else t) or thread
+
+    async def resolved(self, key: str, thread: AlertThread) -> None:
+        """A thread resolved: its timers stop, and PagerDuty hears of it if it was paged."""
+        for kind in ("ack", "resolve"):
+            await self.store.cancel(keys.escalate(key, thread.starts_at, kind))
+        await self._page_followup(key, thread, "resolve")
+
+    # ------------------------------------------------------------------ escalating
+
+    async def _escalate_job(self, job: Job) -> None:
+        """A deadline (kind ack or resolve) come due, or `@ops escalate` in the thread (manual)."""
+        p = job.payload
+        key, kind = str(p["thread"]), str(p["kind"])
+        thread = await load_thread(self.store, key)
+        if thread is None or (p.get("starts_at") and thread.starts_at != p["starts_at"]):
+            return  # forgotten, or a later firing's thread: this deadline was the older one's
+        if kind == "manual":
+            await self._escalate(key, thread, f"manual:{job.id}", "manual", str(p.get("reason") or ""),
+                                 by=str(p.get("by") or ""))
+            return
+        if thread.status != "firing" or (kind == "ack" and thread.acked_by):
+            return
+        if self.clock.now() - float(p.get("due") or 0) > OVERDUE_SECONDS:
+            self.overdue()
+        sla = self.escalation.sla(thread.severity) or (0.0, 0.0)
+        within = spoken_duration(sla[0] if kind == "ack" else sla[1])
+        await self._escalate(key, thread, kind, kind, f"{thread.severity} alert " + WHY[kind].format(within))
+
+    async def _escalate(self, key: str, thread: AlertThread, entry_id: str, kind: str, reason: str,
+                        by: str = "") -> None:
+        now = self.clock.now()
+        entry = {"id": entry_id, "kind": kind, "at": now, "reason": reason, "by": by,
+                 "dedup_key": alert_dedup_key(thread),
+                 "pagerduty": "paging" if self.pager is not None else "not configured"}
+        starts_at = thread.starts_at
+
+        def add(t: AlertThread | None) -> AlertThread | None:
+            if t is None or t.starts_at != starts_at or any(e.get("id") == entry_id for e in t.escalations):
+                return t
+            return t.replace(escalations=(*t.escalations, entry))
+
+        thread = await change_thread(self.store, key, add) or thread
+        stored = next((e for e in thread.escalations if e.get("id") == entry_id), None)
+        if stored is None:
+            return
+        if stored.get("at") == now:
+            self.observe(kind)  # this run added it (a retry finds it added)
+        link_to = await permalink(self.poster, thread.channel, thread.ts) if thread.ts else ""
+        if self.pager is not None:
+            await self._page(PagerDutyEvent.trigger(
+                str(stored["dedup_key"]), f"{thread.alertname}: {reason}", _source(thread), thread.severity,
+                links=[(link_to, "Slack thread")] if link_to else (),
+                custom_details={"labels": dict(thread.labels), "alerts": len(thread.members()), "reason": reason}),
+                entry_id, thread_key=key, channel=thread.channel)
+        managers = self.escalation.managers_channel
+        await post_once(self.poster, StoreLedger(self.store, key, ("posts", f"escalation:{entry_id}:managers"),
+                                                 THREAD_TTL),
+                        managers, *_managers_message(thread, stored, link_to, self.pager is not None), clock=self.clock)
+        paged = ("Paged the on-call through PagerDuty" if self.pager is not None
+                 else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
+        by_whom = f" by <@{by}>" if by else ""
+        note = f":rotating_light: Escalated{by_whom}: {safe(reason)}. {paged}; told {safe(managers)}."
+        await self.threads.post_in_thread(key, thread, f"escalation:{entry_id}", Message(text=note, blocks=[]))
+
+    async def _page_followup(self, key: str, thread: AlertThread, action: str) -> None:
+        """After an escalation paged PagerDuty: acknowledge or resolve the same incident."""
+        if self.pager is None or not any(e.get("pagerduty") != "not configured" for e in thread.escalations):
+            return
+        event = (PagerDutyEvent.acknowledge if action == "acknowledge" else PagerDutyEvent.resolve)(
+            alert_dedup_key(thread))
+        await self._page(event, action, thread_key=key, channel=thread.channel)
+
+    async def _page(self, event: PagerDutyEvent, entry: str, *, thread_key: str = "", channel: str = "",
+                    thread_ts: str = "") -> None:
+        """One PagerDuty event, as its own job (retried while PagerDuty answers 429/5xx)."""
+        payload: dict[str, Any] = {"action": event.action, "dedup_key": event.dedup_key, "summary": event.summary,
+                                   "source": event.source, "severity": event.severity,
+                                   "links": [list(pair) for pair in event.links],
+                                   "details": dict(event.custom_details), "entry": entry, "thread": thread_key,
+                                   "channel": channel, "thread_ts": thread_ts}
+        await self.worker.submit([NewJob(id=keys.page(event.dedup_key, event.action, entry), kind=keys.KIND_PAGE,
+                                         lane=keys.LANE_INCIDENTS, payload=payload)])
+
+    async def _page_job(self, job: Job) -> None:
+        p = job.payload
+        if self.pager is None:
+            return
+        action = str(p["action"])
+        if action == "trigger":
+            event = PagerDutyEvent.trigger(str(p["dedup_key"]), str(p["summary"]), str(p["source"]),
+                                           str(p["severity"]), links=[(str(h), str(t)) for h, t in p["links"]],
+                                           custom_details=p.get("details") or {})
+        else:
+            event = (PagerDutyEvent.acknowledge if action == "acknowledge" else PagerDutyEvent.resolve)(
+                str(p["dedup_key"]))
+        try:
+            await self.pager.send(event)  # 429, 5xx, timeouts: TemporaryError, the job is retried
+        except PermanentError as e:
+            log.warning("%s", e)
+            await self._refused(p, str(e))
+            return
+        if p.get("thread") and action == "trigger":
+            await self._set_paged(str(p["thread"]), str(p["entry"]), "triggered")
+
+    async def _refused(self, p: Mapping[str, Any], why: str) -> None:
+        """PagerDuty refused an event (400): said once, where the escalation was said."""
+        text = f":warning: PagerDuty refused the {p['action']}: {safe(why)}"
+        name = f"pagerduty-refused:{p['entry']}:{p['action']}"
+        if p.get("thread"):
+            thread = await load_thread(self.store, str(p["thread"]))
+            if thread is not None:
+                await self.threads.post_in_thread(thread.key, thread, name, Message(text=text, blocks=[]))
+                if p["action"] == "trigger":
+                    await self._set_paged(thread.key, str(p["entry"]), f"refused: {why}")
+            return
+        if p.get("channel"):
+            ledger = StoreLedger(self.store, keys.incident(str(p["entry"])), ("posts", name), THREAD_TTL)
+            await post_once(self.poster, ledger, str(p["channel"]), text, None, clock=self.clock,
+                            thread_ts=str(p.get("thread_ts") or "") or None)
+
+    async def _set_paged(self, key: str, entry_id: str, outcome: str) -> None:
+        def mark(t: AlertThread | None) -> AlertThread | None:
+            if t is None:
+                return t
+            changed = tuple({**e, "pagerduty": outcome} if e.get("id") == entry_id else e for e in t.escalations)
+            return t.replace(escalations=changed) if changed != t.escalations else t
+
+        await change_thread(self.store, key, mark)
+
+    # ------------------------------------------------------------------ escalating by hand
+
+    async def mention_escalate(self, channel: str, thread_ts: str, user: str, rest: str, origin: str) -> str:
+        """`@ops escalate <reason>` in an alert's thread (a thread verb): escalate it now."""
+        if not rest.strip():
+            return "Say why: `escalate <reason>`, e.g. `escalate customers report failed checkouts`."
+        found = await self.threads_at(channel, thread_ts)
+        await self.worker.submit([NewJob(
+            id=keys.escalate_now(k, origin), kind=keys.KIND_ESCALATE, lane=keys.LANE_INCIDENTS,
+            payload={"thread": k, "starts_at": "", "kind": "manual", "reason": rest[:500], "by": user})
+            for k in found])
+        if found:
+            return ""
+        return ("This is not the thread of an alert I posted or answered; to open an incident from anywhere, "
+                "use `/ops escalate <reason>`.")
+
+    async def accept_manual(self, origin: str, reason: str, user: str, channel: str, response_url: str) -> None:
+        """`/ops escalate <reason>`: a manual incident, recorded before it is acknowledged."""
+        await self.worker.submit([NewJob(
+            id=keys.incident(origin), kind=keys.KIND_MANUAL, lane=keys.LANE_INCIDENTS,
+            payload={"origin": origin, "reason": reason, "user": user, "channel": channel,
+                     "response_url": response_url})])
+
+    async def _manual_job(self, job: Job) -> None:
+        p = job.payload
+        origin, reason, user, channel = str(p["origin"]), str(p["reason"]), str(p["user"]), str(p["channel"])
+        doc = keys.incident(origin)
+        managers = self.escalation.managers_channel
+        paged = self.pager is not None
+        text = (f":rotating_light: <@{user}> opened an incident: {safe(reason)}. "
+                + ("Paged the on-call through PagerDuty" if paged
+                   else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
+                + f"; told {safe(managers)}.")
+        posted = await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "here"), THREAD_TTL), channel,
+                                 text, None, clock=self.clock)
+        link_to = await permalink(self.poster, posted.channel, posted.ts)
+        if paged:
+            await self._page(PagerDutyEvent.trigger(
+                dedup_key("manual", origin), f"Manual incident: {reason}", "chatops (/ops escalate)", "critical",
+                links=[(link_to, "Slack")] if link_to else (), custom_details={"opened_by": user}),
+                job.id, channel=posted.channel, thread_ts=posted.ts)
+        managers_text = (f":rotating_light: *Incident opened by <@{user}>*: {safe(reason)}"
+                         + (f" · {link(link_to, 'in Slack')}" if link_to else ""))
+        await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
+                        managers_text, None, clock=self.clock)
+        if job.attempts <= 1:
+            self.observe("manual")
+
+    # ------------------------------------------------------------------ related alerts
+
+    async def _count_related(self, key: str, thread: AlertThread) -> None:
+        """Counted when a critical thread fires: N distinct ones within M minutes escalate as one."""
+        related = self.escalation.related
+        now = self.clock.now()
+        await self.store.append(keys.CRITICAL_FIRED_LOG, {"thread": key, "name": thread.alertname})
+        recent = await self.store.read_log(keys.CRITICAL_FIRED_LOG, since=now - related.within_seconds, limit=1000)
+        threads = list(dict.fromkeys(str(dict(e.entry).get("thread")) for e in recent))
+        if len(threads) >= related.count:
+            bucket = int(now // related.within_seconds)
+            await self.worker.submit([NewJob(id=keys.related(bucket), kind=keys.KIND_RELATED,
+                                             lane=keys.LANE_INCIDENTS,
+                                             payload={"bucket": bucket, "threads": threads})])
+
+    async def _related_job(self, job: Job) -> None:
+        """Related critical alerts, escalated once per window as one incident listing them."""
+        bucket = int(job.payload["bucket"])
+        doc = keys.related(bucket)
+        current = await self.store.get(doc)
+        if current is None:
+            await self.store.put_if(doc, {"threads": list(job.payload["threads"]), "at": self.clock.now()}, None,
+                                    ttl=THREAD_TTL)
+            current = await self.store.get(doc)
+            assert current is not None
+            self.observe("related")
+        listed = []
+        for thread_key in current.value["threads"]:
+            found = await load_thread(self.store, str(thread_key))
+            if found is not None:
+                listed.append(found)
+        within = spoken_duration(self.escalation.related.within_seconds)
+        reason = f"{len(listed)} critical alerts within {within}"
+        names = ", ".join(dict.fromkeys(t.alertname for t in listed))
+        links = []
+        for t in listed:
+            link_to = await permalink(self.poster, t.channel, t.ts) if t.ts else ""
+            links.append(f"• {safe(t.alertname)}" + (f" · {link(link_to, 'thread')}" if link_to else ""))
+        if self.pager is not None:
+            await self._page(PagerDutyEvent.trigger(
+                dedup_key("related", str(bucket)), f"Related critical alerts: {names}"[:1000],
+                "chatops (related alerts)", "critical", custom_details={"alerts": [t.alertname for t in listed]}),
+                doc)
+        managers = self.escalation.managers_channel
+        text = truncate(f":rotating_light: *{reason}*, escalated as one incident:\n" + "\n".join(links), 3000)
+        await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
+                        text, None, clock=self.clock)
+        entry = {"id": doc, "kind": "related", "at": self.clock.now(), "reason": reason, "by": "",
+                 "dedup_key": dedup_key("related", str(bucket)),
+                 "pagerduty": "paging" if self.pager is not None else "not configured"}
+
+        def add(x: AlertThread | None) -> AlertThread | None:
+            if x is None or any(y.get("id") == doc for y in x.escalations):
+                return x
+            return x.replace(escalations=(*x.escalations, entry))
+
+        for t in listed:
+            t = await change_thread(self.store, t.key, add) or t
+            note = (f":rotating_light: Escalated with related alerts ({safe(reason)}: {safe(names)}); "
+                    f"told {safe(managers)}.")
+            await self.threads.post_in_thread(t.key, t, f"escalation:{doc}", Message(text=note, blocks=[]))
+
+
+def _source(thread: AlertThread) -> str:
+    labels = thread.labels
+    where = labels.get("service") or labels.get("deployment") or labels.get("instance") or labels.get("namespace")
+    return f"{where or thread.alertname} (chatops)"
+
+
+def _managers_message(thread: AlertThread, entry: Mapping[str, Any], link_to: str, paged: bool) -> tuple[str, None]:
+    started = datetime.fromisoformat(thread.starts_at)
+    for_how_long = spoken_duration(float(entry["at"]) - started.timestamp())
+    text = (f":rotating_light: *{safe(thread.severity.upper() or 'ALERT')} · {safe(thread.alertname)}* "
+            f"— {safe(str(entry['reason']))} (firing for {for_how_long}, since "
+            f"{started.astimezone(timezone.utc).strftime('%H:%M UTC')})"
+            + (f" · {link(link_to, 'the thread')}" if link_to else "")
+            + ("" if paged else " · PagerDuty is not configured") + f" · {code(thread.fingerprint)}")
+    return truncate(text, 3000), None

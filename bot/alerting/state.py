@@ -126,8 +126,9 @@ class AlertThread:
     findings      the investigation's key findings: "title: summary" of each result that is not OK
     acked_by, acked_at, acked_job  who acknowledged the thread (a Slack user ID), when (clock
                   seconds), and the job that did (its retry carries on; any other is told "already")
-    escalations   each escalation, in order: {kind: "ack" | "resolve" | "related" | "manual", at,
+    escalations   each escalation, in order: {id, kind: "ack" | "resolve" | "related" | "manual", at,
                   reason, by, dedup_key, pagerduty: what PagerDuty answered or why it was not paged}
+    timers_set    the SLA's deadlines are recorded as durable timers (bot.alerting.incidents)
     """
 
     fingerprint: str
@@ -161,6 +162,7 @@ class AlertThread:
     acked_at: float = 0.0
     acked_job: str = ""
     escalations: tuple[Mapping[str, Any], ...] = ()
+    timers_set: bool = False
 
     # --------------------------------------------------------------- conversions
 
@@ -287,6 +289,11 @@ class AlertThread:
         alerts = {fp: {**doc, "status": "resolved", "ends_at": when} if doc["status"] == "firing" else doc
                   for fp, doc in self.alerts.items()}
         return resolved_thread(self.replace(alerts=alerts, revision=self.revision + (alerts != self.alerts)), when)
+
+    @property
+    def severity(self) -> str:
+        """The thread's severity: its alerts' (the most severe of them)."""
+        return worst_severity(self.members())
 
     @property
     def reply_name(self) -> str:

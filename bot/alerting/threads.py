@@ -183,6 +183,8 @@ class AlertThreads:
             thread = await self._post_alert(key, thread)
         elif source == "webhook" and thread.shown < thread.revision and thread.status == "firing":
             thread = await self.show(key, thread)  # alerts joined or resolved: the post lists them
+        if thread.status == "firing" and self.incidents is not None:
+            thread = await self.incidents.firing(key, thread)  # the SLA's timers, related alerts
         if thread.status == "firing" and not await self._resolving(job):
             await self._investigate(key, thread)
         if thread.status == "resolved":
@@ -329,6 +331,8 @@ class AlertThreads:
         await self._post_once(key, thread, "resolved", Message(text=text, blocks=[]), thread_ts=thread.ts)
         revision = thread.revision
         await self._change(key, thread, lambda t: t.replace(resolved_noted=True, shown=max(t.shown, revision)))
+        if self.incidents is not None:
+            await self.incidents.resolved(key, thread)  # timers stopped; PagerDuty told if it was paged
 
     def _lasted(self, thread: AlertThread) -> float:
         started = datetime.fromisoformat(thread.starts_at).timestamp()

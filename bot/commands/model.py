@@ -76,6 +76,8 @@ class Command:
     example: str = ""
     # Raw commands (PromQL) split on white space only: quotes are part of the expression.
     raw: bool = False
+    # Works in Slack only (it pages people, or needs a thread): the terminal refuses it.
+    slack_only: bool = False
 
     @property
     def usage(self) -> str:

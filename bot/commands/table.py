@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.actions import audit_command
 from bot.actions import commands as actions
+from bot.alerting import escalate_command
 from bot.all_sections import Sections
 from bot.checks import aws, elasticsearch, http, kubernetes, monitoring, postgres, prometheus
 from bot.commands.model import Command
@@ -29,6 +30,7 @@ def build_table(sections: Sections) -> CommandTable:
         *monitoring.COMMANDS,
         *actions.COMMANDS,
         audit_command.COMMAND,
+        escalate_command.COMMAND,
     ]:
         table.add(command)
     return table

@@ -45,6 +45,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.escalations = Counter(
+            "chatops_escalations_total",
+            "Escalations (PagerDuty and the managers' channel), by kind: ack, resolve, related, manual",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.timers_overdue = Counter(
+            "chatops_timers_overdue_total",
+            "Escalation deadlines handled more than 30 s after they were due (the bot was down or busy)",
+            registry=self.registry,
+        )
+
+    def escalation(self, kind: str) -> None:
+        self.escalations.labels(kind=kind).inc()
+
+    def timer_overdue(self) -> None:
+        self.timers_overdue.inc()
+
     def mitigation(self, action: str, event: str) -> None:
         self.mitigations.labels(action=action or "unknown", event=event).inc()
 

@@ -220,6 +220,13 @@ class FakePagerDuty:
         return await self._wait(lambda: len(matching()) >= count, matching, timeout,
                                 f"{count} {action or ''} event(s)")
 
+    async def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[Request]:
+        """Wait until `count` requests were answered (accepted or not)."""
+        def answered() -> list[Request]:
+            return [r for r in self.requests if r.status]
+
+        return await self._wait(lambda: len(answered()) >= count, answered, timeout, f"{count} answered request(s)")
+
     async def wait_held(self, count: int = 1, timeout: float = 10.0) -> None:
         """Until `count` requests are held by hang()."""
         await self._wait(lambda: len(self._held) >= count, lambda: None, timeout, f"{count} held request(s)")

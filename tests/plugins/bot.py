@@ -16,6 +16,7 @@ import pytest
 
 import app
 from bot.settings import load_settings
+from bot.state.clock import Clock
 
 
 @pytest.fixture
@@ -34,9 +35,9 @@ def bot_env(fake_slack: Any, signing_secret: str, tmp_path: Any) -> dict[str, st
 async def start_bot() -> AsyncIterator[Callable[[dict[str, str]], Awaitable[app.RunningBot]]]:
     running: list[app.RunningBot] = []
 
-    async def start(env: dict[str, str]) -> app.RunningBot:
+    async def start(env: dict[str, str], clock: Clock | None = None) -> app.RunningBot:
         settings = load_settings(env, mode="serve")
-        bot = await app.start_bot(settings, host="127.0.0.1")
+        bot = await app.start_bot(settings, host="127.0.0.1", clock=clock)
         running.append(bot)
         return bot
 

@@ -1,0 +1,265 @@
+"""Escalation on the runbook's SLAs: durable timers on the store's clock (a FakeClock here, moved
+past the deadlines), PagerDuty (the loopback fake, which checks the Events v2 schema), the
+managers' channel and the thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+import pytest
+import yaml
+
+from bot.state.clock import FakeClock
+from tests.integration.test_alert_threads import TOKEN, post_webhook, thread, webhook_body
+from tests.plugins.kube import seed_checkout_prod
+from tests.slack_requests import send_block_action, send_slash_command
+from tests.storms import grouped, storm
+
+pytestmark = pytest.mark.integration
+
+ALICE = "U0ALICE001"
+STARTS = datetime.fromisoformat(webhook_body()["alerts"][0]["startsAt"].replace("Z", "+00:00")).timestamp()
+MANAGERS = "#engineering-managers"
+
+
+def config(tmp_path, **extra) -> str:
+    path = tmp_path / "chatops.yaml"
+    path.write_text(yaml.safe_dump({
+        "alerts": {"post_interval": 0, "edit_interval": 0.05},
+        "delivery": {"poll_seconds": 0.05, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.3},
+        "playbooks": {"HighErrorRate": {"steps": ["pods checkout -n prod"]}}, **extra}))
+    return str(path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=STARTS + 10)  # the alert fired 10 s ago
+
+
+@pytest.fixture
+def env(bot_env, kube, tmp_path, pagerduty) -> dict[str, str]:
+    seed_checkout_prod(kube)
+    return {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+            "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
+            "PAGERDUTY_EVENTS_URL": pagerduty.url}
+
+
+async def settle(*bots) -> None:
+    """Every bot idle: nothing due is left (timers due later stay recorded)."""
+    await asyncio.wait_for(asyncio.gather(*(b.worker.idle([lane for lane in ("alerts", "investigations",
+                                                                             "incidents", "commands")])
+                                            for b in bots)), 30)
+
+
+async def passes(clock: FakeClock, seconds: float, *bots) -> None:
+    """Time moves on; the timers now due run (the worker polls every 50 ms), then everything settles."""
+    clock.advance(seconds)
+    for _ in range(200):
+        due = [await b.runtime.store.pending("timers") for b in bots[:1]]
+        await asyncio.sleep(0.05)
+        if not any(b.worker.running for b in bots) and due == [await bots[0].runtime.store.pending("timers")]:
+            break
+    await settle(*bots)
+
+
+def root_of(fake_slack):
+    (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    return root
+
+
+def notes(fake_slack, root, word: str) -> list[str]:
+    return [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if word in (m.text or "")]
+
+
+async def test_a_critical_alert_unacknowledged_for_5_min_pages_once_tells_managers_and_the_thread(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    assert pagerduty.events == [] and not fake_slack.messages(MANAGERS)
+
+    await passes(clock, 5 * 60, bot)  # the acknowledgement deadline
+    (trigger,) = await pagerduty.wait_for(1, action="trigger")
+    assert trigger["payload"]["severity"] == "critical"
+    assert "not acknowledged within 5 min" in trigger["payload"]["summary"]
+    assert trigger["links"] and trigger["links"][0]["href"].startswith("https://")  # the thread's permalink
+    (told,) = fake_slack.messages(MANAGERS)
+    assert "HighErrorRate" in told.text and "not acknowledged within 5 min" in told.text
+    assert "firing for 5 min" in told.text and trigger["links"][0]["href"] in told.text
+    root = root_of(fake_slack)
+    (note,) = notes(fake_slack, root, "Escalated")
+    assert note == (":rotating_light: Escalated: critical alert not acknowledged within 5 min. Paged the on-call "
+                    "through PagerDuty; told #engineering-managers.")
+
+    await passes(clock, 55 * 60, bot)  # the resolution deadline: the same incident, not a second page
+    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "trigger"]
+    assert len(pagerduty.incidents) == 1 and pagerduty.incidents[0].alerts == 2
+    assert len(fake_slack.messages(MANAGERS)) == 2 and len(notes(fake_slack, root, "Escalated")) == 2
+
+    resolved = webhook_body(status="resolved", endsAt="2026-11-25T00:50:00Z")
+    await post_webhook(http, bot, resolved)
+    await settle(bot)
+    await pagerduty.wait_for(3)
+    assert pagerduty.events[-1]["event_action"] == "resolve" and not pagerduty.incidents[0].open
+    metrics = await (await http.get(f"http://127.0.0.1:{bot.port}/metrics")).text()
+    assert 'chatops_escalations_total{kind="ack"} 1.0' in metrics
+    assert 'chatops_escalations_total{kind="resolve"} 1.0' in metrics
+
+
+async def test_an_acknowledged_alert_is_not_escalated_and_an_acknowledgement_after_a_page_acknowledges_it(
+    start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
+):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, grouped(storm(1), 1)[0])  # a second alert, acknowledged in time
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    first, second = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    value = next(e["value"] for b in first.blocks if b["type"] == "actions" for e in b["elements"])
+    await send_block_action(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
+                            [{"action_id": "ops-ack", "value": value, "action_ts": "1.1"}], user=ALICE,
+                            channel=first.channel, message={"type": "message", "ts": first.ts})
+    await settle(bot)
+
+    await passes(clock, 5 * 60, bot)
+    (trigger,) = await pagerduty.wait_for(1)  # only the alert nobody acknowledged
+    assert not notes(fake_slack, first, "Escalated") and notes(fake_slack, second, "Escalated")
+
+    value = next(e["value"] for b in second.blocks if b["type"] == "actions" for e in b["elements"])
+    await send_block_action(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
+                            [{"action_id": "ops-ack", "value": value, "action_ts": "2.1"}], user=ALICE,
+                            channel=second.channel, message={"type": "message", "ts": second.ts})
+    await settle(bot)
+    (_, acknowledge) = await pagerduty.wait_for(2)
+    assert acknowledge == {"routing_key": pagerduty.routing_key, "event_action": "acknowledge",
+                           "dedup_key": trigger["dedup_key"]}
+    assert pagerduty.incident(trigger["dedup_key"]).status == "acknowledged"
+
+
+async def test_a_deadline_that_passed_while_the_bot_was_down_escalates_once_it_is_back(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    first = await start_bot(env, clock=clock)
+    await post_webhook(http, first, webhook_body())
+    await settle(first)
+    await first.stop()
+    clock.advance(20 * 60)  # down through the deadline
+    second = await start_bot(env, clock=clock)  # same STATE_URL
+    await pagerduty.wait_for(1)
+    await settle(second)
+    assert len(fake_slack.messages(MANAGERS)) == 1
+    metrics = await (await http.get(f"http://127.0.0.1:{second.port}/metrics")).text()
+    assert "chatops_timers_overdue_total 1.0" in metrics
+
+
+async def test_two_replicas_sharing_redis_escalate_a_due_deadline_once(
+    start_bot, env, clock, http, fake_slack, pagerduty, redis_server
+):
+    env = {**env, "STATE_URL": redis_server.url}
+    bots = [await start_bot(env, clock=clock) for _ in range(2)]
+    await post_webhook(http, bots[0], webhook_body())
+    await settle(*bots)
+    await passes(clock, 5 * 60, *bots)
+    await pagerduty.wait_for(1)
+    await settle(*bots)
+    assert len(pagerduty.events) == 1 and len(fake_slack.messages(MANAGERS)) == 1
+    assert len(notes(fake_slack, root_of(fake_slack), "Escalated")) == 1
+
+
+async def test_a_page_pagerduty_refuses_is_reported_once_in_the_thread_and_managers_are_still_told(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    bot = await start_bot({**env, "PAGERDUTY_ROUTING_KEY": "a-key-pagerduty-does-not-know"}, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    await passes(clock, 5 * 60, bot)
+    root = root_of(fake_slack)
+    (refused,) = notes(fake_slack, root, "PagerDuty refused")
+    assert refused.startswith(":warning: PagerDuty refused the trigger: ") and "routing_key" in refused
+    assert "a-key-pagerduty-does-not-know" not in json.dumps([m.text for m in fake_slack.messages()])
+    assert len(fake_slack.messages(MANAGERS)) == 1
+    assert [r.status for r in pagerduty.requests] == [400]  # never retried
+
+
+async def test_pagerduty_answering_429_then_500_is_retried_until_it_takes_the_page(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    pagerduty.rate_limit(times=1, retry_after=1)
+    pagerduty.fail(times=1, status=500)
+    retried = bot.runtime.metrics.work.labels(kind="incident-page", outcome="retried")
+    clock.advance(5 * 60)
+    for failures in (1, 2):  # each retry waits its backoff on the store's clock: moved on once recorded
+        await pagerduty.wait_for_requests(failures)
+        async with asyncio.timeout(10):
+            while retried._value.get() < failures:
+                await asyncio.sleep(0.01)
+        clock.advance(2)
+    await pagerduty.wait_for(1)
+    await settle(bot)
+    assert [r.status for r in pagerduty.requests] == [429, 500, 202]
+    assert len(notes(fake_slack, root_of(fake_slack), "Escalated")) == 1
+
+
+async def test_without_pagerduty_the_managers_and_the_thread_are_told_that_nobody_was_paged(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    env = {k: v for k, v in env.items() if not k.startswith("PAGERDUTY_")}
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    await passes(clock, 5 * 60, bot)
+    (note,) = notes(fake_slack, root_of(fake_slack), "Escalated")
+    assert "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged" in note
+    (told,) = fake_slack.messages(MANAGERS)
+    assert "PagerDuty is not configured" in told.text
+    assert pagerduty.requests == []
+
+
+async def test_three_related_critical_alerts_within_10_min_escalate_once_as_one_incident(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    bot = await start_bot(env, clock=clock)
+    for group in grouped(storm(4), 4):  # four groups, a thread each, all critical
+        await post_webhook(http, bot, group)
+    await settle(bot)
+    (related,) = await pagerduty.wait_for(1)
+    assert related["payload"]["summary"].startswith("Related critical alerts: HighErrorRate")
+    (told,) = fake_slack.messages(MANAGERS)
+    assert "critical alerts within 10 min" in told.text and "escalated as one incident" in told.text
+    roots = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
+    noted = [r for r in roots if notes(fake_slack, r, "Escalated with related alerts")]
+    assert len(noted) >= 3
+
+
+async def test_escalating_by_hand_in_a_thread_and_from_anywhere(
+    start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
+):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    root = root_of(fake_slack)
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    fake_slack.deliver_event({"type": "app_mention", "user": ALICE, "channel": root.channel, "ts": "1764000000.000700",
+                              "thread_ts": root.ts, "text": "<@U0BOT> escalate customers report failed checkouts"})
+    await fake_slack.deliveries_answered()
+    await settle(bot)
+    (note,) = notes(fake_slack, root, "Escalated")
+    assert note.startswith(f":rotating_light: Escalated by <@{ALICE}>: customers report failed checkouts.")
+    (trigger,) = await pagerduty.wait_for(1)
+
+    answer = await send_slash_command(http, f"http://127.0.0.1:{bot.port}/slack/events", signing_secret,
+                                      text="escalate checkout down for EU customers", user_id=ALICE,
+                                      response_url=fake_slack.response_url())
+    assert answer.status == 200 and "Escalating" in answer.json["text"]
+    await settle(bot)
+    (_, manual) = await pagerduty.wait_for(2)
+    assert manual["payload"]["summary"] == "Manual incident: checkout down for EU customers"
+    assert manual["dedup_key"] != trigger["dedup_key"]
+    said = [m.text for m in fake_slack.messages("C0OPS")]
+    assert said and said[0].startswith(f":rotating_light: <@{ALICE}> opened an incident: checkout down for EU")
+    assert len(fake_slack.messages(MANAGERS)) == 2
