@@ -154,6 +154,7 @@ def build_incidents(runtime: "Runtime", threads: "AlertThreads", answers: "Comma
     for verb in ("ack", "acknowledge"):
         answers.thread_verbs[verb] = incidents.mention_ack
     answers.thread_verbs["escalate"] = incidents.mention_escalate
+    answers.thread_verbs["postmortem"] = incidents.mention_postmortem
     return incidents
 
 

@@ -18,7 +18,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.actions.approvals import Approvals
 from bot.actions.render import APPROVE, CANCEL, REVERT
-from bot.alerting.incidents import ACK, Incidents
+from bot.alerting.incidents import ACK, POSTMORTEM, Incidents
 from bot.alerting.offers import OFFER_PREFIX
 from bot.runtime.runtime import Runtime
 
@@ -33,6 +33,10 @@ def register(app: AsyncApp, runtime: Runtime, approvals: Approvals, incidents: I
     @app.action(ACK)
     async def on_ack(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await _record(runtime, ack, action, incidents.accept_ack_click(body, action))
+
+    @app.action(POSTMORTEM)
+    async def on_postmortem(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await _record(runtime, ack, action, incidents.accept_postmortem_click(body, action))
 
     @app.action(re.compile(f"^{OFFER_PREFIX}"))
     async def on_offer(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:

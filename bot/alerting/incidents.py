@@ -44,6 +44,7 @@ from bot.state import keys
 from bot.state.store import Job, NewJob, Store
 from bot.state.worker import Worker
 from diagnostics.durations import spoken_duration
+from diagnostics.result import FileAttachment
 
 if TYPE_CHECKING:
     from bot.alerting.threads import AlertThreads
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK = "ops-ack"
+POSTMORTEM = "ops-postmortem"
 ROOTS_TTL = 30 * 86400.0
 OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
@@ -69,6 +71,14 @@ def ack_button(thread_key: str) -> dict[str, Any]:
 
 def ack_blocks(thread_key: str) -> list[dict[str, Any]]:
     return [{"type": "actions", "block_id": "ack", "elements": [ack_button(thread_key)]}]
+
+
+def postmortem_blocks(text: str, thread_key: str) -> list[dict[str, Any]]:
+    """The resolution note with its Draft post-mortem button."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}},
+            {"type": "actions", "block_id": "postmortem", "elements": [
+                {"type": "button", "action_id": POSTMORTEM, "value": thread_key,
+                 "text": {"type": "plain_text", "text": "Draft post-mortem"}}]}]
 
 
 def acked_line(thread: AlertThread) -> str:
@@ -110,6 +120,7 @@ class Incidents:
         worker.handle(keys.KIND_PAGE, self._page_job)
         worker.handle(keys.KIND_RELATED, self._related_job)
         worker.handle(keys.KIND_MANUAL, self._manual_job)
+        worker.handle(keys.KIND_POSTMORTEM, self._postmortem_job)
         threads.incidents = self
 
     @property
@@ -417,6 +428,55 @@ class Incidents:
                         managers_text, None, clock=self.clock)
         if job.attempts <= 1:
             self.observe("manual")
+
+    # ------------------------------------------------------------------ the post-mortem draft
+
+    async def accept_postmortem_click(self, body: dict[str, Any], action: dict[str, Any]) -> bool:
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        thread_key, user_id = str(action.get("value") or ""), str((user or {}).get("id") or "")
+        if not thread_key.startswith("thread:") or not user_id:
+            return False
+        channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+        await self._submit_postmortem(thread_key, str(action.get("action_ts") or user_id), user_id,
+                                      str((channel or {}).get("id") or ""), str(body.get("response_url") or ""))
+        return True
+
+    async def mention_postmortem(self, channel: str, thread_ts: str, user: str, rest: str, origin: str) -> str:
+        """`@ops postmortem` in an alert's thread (a thread verb): draft it there."""
+        found = await self.threads_at(channel, thread_ts)
+        for thread_key in found:
+            await self._submit_postmortem(thread_key, origin, user, channel, "")
+        return "" if found else "This is not the thread of an alert I posted or answered: no post-mortem to draft."
+
+    async def _submit_postmortem(self, thread_key: str, origin: str, user: str, channel: str,
+                                 response_url: str) -> None:
+        await self.worker.submit([NewJob(
+            id=keys.postmortem(thread_key, origin), kind=keys.KIND_POSTMORTEM, lane=keys.LANE_INCIDENTS,
+            payload={"thread": thread_key, "user": user, "channel": channel, "response_url": response_url})])
+
+    async def _postmortem_job(self, job: Job) -> None:
+        """Drafted from the store (the thread document) and the audit trail, never from Slack's
+        history; uploaded as a Markdown file in the thread, then announced once."""
+        from bot.actions.audit import Audit
+        from bot.alerting.postmortem import Sla, draft
+
+        p = job.payload
+        key, user = str(p["thread"]), str(p["user"])
+        thread = await load_thread(self.store, key)
+        if thread is None:
+            await tell(self.poster, str(p["channel"]), user, "This alert's thread is no longer known "
+                       "(threads are kept 30 days).", str(p.get("response_url") or ""))
+            return
+        sla = self.escalation.sla(thread.severity)
+        link_to = await permalink(self.poster, thread.channel, thread.ts) if thread.ts else ""
+        trail = await Audit(self.store).read(since=datetime.fromisoformat(thread.starts_at).timestamp() - 3600)
+        written = draft(thread, trail, Sla(*sla) if sla else None, self.clock.now(), link_to)
+        name = f"postmortem:{job.id}"
+        if name not in thread.posts:  # uploaded before a retry: not twice (the note below is the mark)
+            await self.poster.upload(thread.channel, FileAttachment(
+                written.filename, written.markdown.encode(), written.title, "text/markdown"), thread_ts=thread.ts)
+        text = f":memo: <@{user}> asked for a post-mortem draft: {safe(written.summary)}"
+        await self.threads.post_in_thread(key, thread, name, Message(text=truncate(text, 3000), blocks=[]))
 
     # ------------------------------------------------------------------ related alerts
 

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.alerting.config import AlertSettings
-from bot.alerting.incidents import Incidents, ack_blocks, acked_line
+from bot.alerting.incidents import Incidents, ack_blocks, acked_line, postmortem_blocks
 from bot.alerting.ingest import AlertPost, match_post, post_from_doc, post_to_doc
 from bot.alerting.model import Alert, Notification
 from bot.alerting.playbooks import Playbooks, PlaybookSteps
@@ -328,7 +328,8 @@ class AlertThreads:
             message = self._root_message(thread)
             await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
         text = note or f":white_check_mark: Resolved after {spoken_duration(lasted)}."
-        await self._post_once(key, thread, "resolved", Message(text=text, blocks=[]), thread_ts=thread.ts)
+        blocks = postmortem_blocks(text, key) if self.incidents is not None else []
+        await self._post_once(key, thread, "resolved", Message(text=text, blocks=blocks), thread_ts=thread.ts)
         revision = thread.revision
         await self._change(key, thread, lambda t: t.replace(resolved_noted=True, shown=max(t.shown, revision)))
         if self.incidents is not None:

@@ -263,3 +263,67 @@ async def test_escalating_by_hand_in_a_thread_and_from_anywhere(
     said = [m.text for m in fake_slack.messages("C0OPS")]
     assert said and said[0].startswith(f":rotating_light: <@{ALICE}> opened an incident: checkout down for EU")
     assert len(fake_slack.messages(MANAGERS)) == 2
+
+
+async def test_the_post_mortem_of_a_thread_that_went_through_ack_escalation_a_mitigation_and_resolution(
+    start_bot, env, clock, http, fake_slack, pagerduty, signing_secret, kube, policy_yaml
+):
+    from tests.approvals import BOB, CAROL, POLICY, buttons
+
+    kube.seed_deployment("checkout", "prod", replicas=3)
+    chatops = POLICY + """
+alerts: {post_interval: 0, edit_interval: 0.05}
+delivery: {poll_seconds: 0.05, retry_initial_seconds: 0.05, retry_max_seconds: 0.3}
+playbook_defaults: {namespace: prod}
+playbooks:
+  HighErrorRate: {steps: ["pods {deployment} -n {namespace}"], actions: [scale-up]}
+"""
+    bot = await start_bot({**env, "CHATOPS_CONFIG": policy_yaml(chatops)}, clock=clock)
+    url = f"http://127.0.0.1:{bot.port}/slack/events"
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    root = root_of(fake_slack)
+    await passes(clock, 6 * 60, bot)  # not acknowledged in 5 min: escalated
+    clock.advance(60)
+    ack = next(e["value"] for b in root.blocks if b["type"] == "actions" for e in b["elements"])
+    await send_block_action(http, url, signing_secret, [{"action_id": "ops-ack", "value": ack, "action_ts": "1.1"}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": root.ts})
+    await settle(bot)
+    (reply,) = [m for m in thread(fake_slack, "#alerts-critical", root.ts) if "Investigation" in (m.text or "")]
+    scale_up = next(e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]
+                    if e["action_id"] == "ops-offer-scale-up")
+    await send_block_action(http, url, signing_secret, [{"action_id": scale_up["action_id"],
+                                                         "value": scale_up["value"]}],
+                            user=CAROL, channel=root.channel, message={"type": "message", "ts": reply.ts})
+    await settle(bot)
+    await asyncio.wait_for(bot.worker.idle(["actions"]), 30)
+    request = [m for m in thread(fake_slack, "#alerts-critical", root.ts) if "replicas 3 → 5" in json.dumps(
+        m.blocks or [], ensure_ascii=False)][-1]
+    await send_block_action(http, url, signing_secret, [{"action_id": "ops-approve",
+                                                         "value": buttons(request)["ops-approve"]}],
+                            user=BOB, channel=root.channel, message={"type": "message", "ts": request.ts})
+    await asyncio.wait_for(bot.worker.idle(["actions"]), 30)
+    clock.advance(20 * 60)
+    await post_webhook(http, bot, webhook_body(status="resolved", endsAt="2026-11-25T00:12:12.618Z"))
+    await settle(bot)
+
+    resolution = [m for m in thread(fake_slack, "#alerts-critical", root.ts) if "Resolved after" in (m.text or "")]
+    (draft,) = [e for m in resolution for b in m.blocks if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == "ops-postmortem"]
+    await send_block_action(http, url, signing_secret, [{"action_id": "ops-postmortem", "value": draft["value"],
+                                                         "action_ts": "9.1"}],
+                            user=ALICE, channel=root.channel, message={"type": "message", "ts": resolution[0].ts})
+    await settle(bot)
+    (file,) = fake_slack.files
+    assert file.thread_ts == root.ts and file.filename.endswith(".md")
+    markdown = (file.content or b"").decode()
+    assert "**Acknowledged** by <@U0ALICE001>" in markdown
+    assert "**Escalated** (ack)" in markdown and "PagerDuty: triggered" in markdown
+    assert "Mitigation **requested**" in markdown and "Mitigation **approved**" in markdown
+    assert "replicas 3 → 5" in markdown and "**Resolved** after 30 min" in markdown
+    assert "Acknowledge within 5 min | missed by" in markdown and "Resolve within 1 h | met" in markdown
+    assert "Pods · checkout (prod)" in markdown  # a key finding of the investigation
+    for section in ("## Root cause", "## Impact", "## Action items"):
+        assert section in markdown
+    (announced,) = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if ":memo:" in (m.text or "")]
+    assert announced.startswith(f":memo: <@{ALICE}> asked for a post-mortem draft: HighErrorRate")
