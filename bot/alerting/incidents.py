@@ -54,7 +54,12 @@ log = logging.getLogger(__name__)
 ACK = "ops-ack"
 POSTMORTEM = "ops-postmortem"
 ROOTS_TTL = 30 * 86400.0
-OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
+# A deadline that had passed this long before the bot first saw the alert is not escalated (the
+# bot was not watching: newly deployed, or its store wiped); one that passes while the bot is down
+# after it saw the alert is escalated as soon as it is back.
+UNWATCHED_SECONDS = 3600.0
+OVERDUE_SECONDS = 30.0
+RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted  # a deadline handled later than this counts as overdue (/metrics)
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
 
 MayAck = Callable[[str], Awaitable[Decision]]
@@ -241,12 +246,18 @@ class Incidents:
             return thread
         sla = self.escalation.sla(thread.severity)
         if sla is not None:
-            start = datetime.fromisoformat(thread.starts_at).timestamp()
+            start, now = datetime.fromisoformat(thread.starts_at).timestamp(), self.clock.now()
+            deadlines = {kind: start + seconds for kind, seconds in (("ack", sla[0]), ("resolve", sla[1]))}
+            unwatched = [kind for kind, due in deadlines.items() if due < now - UNWATCHED_SECONDS]
+            if unwatched:
+                # First seen long after: nobody can say now what happened then (the bot was not
+                # running, or its store was wiped); paging for it would wake people for the past.
+                log.info("%s: fired at %s, first seen %s later; its %s deadline(s) passed before: not escalated",
+                         key, thread.starts_at, spoken_duration(now - start), " and ".join(unwatched))
             await self.worker.submit([
                 NewJob(id=keys.escalate(key, thread.starts_at, kind), kind=keys.KIND_ESCALATE, lane=keys.LANE_TIMERS,
-                       payload={"thread": key, "starts_at": thread.starts_at, "kind": kind, "due": start + seconds},
-                       due=start + seconds)
-                for kind, seconds in (("ack", sla[0]), ("resolve", sla[1]))])
+                       payload={"thread": key, "starts_at": thread.starts_at, "kind": kind, "due": due}, due=due)
+                for kind, due in deadlines.items() if kind not in unwatched])
         if thread.severity == "critical":
             await self._count_related(key, thread)
         starts_at = thread.starts_at
@@ -300,7 +311,7 @@ class Incidents:
         if stored.get("at") == now:
             self.observe(kind)  # this run added it (a retry finds it added)
         link_to = await permalink(self.poster, thread.channel, thread.ts) if thread.ts else ""
-        if self.pager is not None:
+        if self.pager is not None and stored.get("pagerduty") == "paging":  # not sent yet (or not known to be)
             await self._page(PagerDutyEvent.trigger(
                 str(stored["dedup_key"]), f"{thread.alertname}: {reason}", _source(thread), thread.severity,
                 links=[(link_to, "Slack thread")] if link_to else (),
@@ -484,8 +495,11 @@ class Incidents:
         """Counted when a critical thread fires: N distinct ones within M minutes escalate as one."""
         related = self.escalation.related
         now = self.clock.now()
+        since = now - related.within_seconds
+        if datetime.fromisoformat(thread.starts_at).timestamp() < since:
+            return  # it fired before the window: an old alert seen late is not part of a burst now
         await self.store.append(keys.CRITICAL_FIRED_LOG, {"thread": key, "name": thread.alertname})
-        recent = await self.store.read_log(keys.CRITICAL_FIRED_LOG, since=now - related.within_seconds, limit=1000)
+        recent = await self.store.read_log(keys.CRITICAL_FIRED_LOG, since=since, limit=1000)
         threads = list(dict.fromkeys(str(dict(e.entry).get("thread")) for e in recent))
         if len(threads) >= related.count:
             bucket = int(now // related.within_seconds)
@@ -505,24 +519,28 @@ class Incidents:
             assert current is not None
             self.observe("related")
         listed = []
-        for thread_key in current.value["threads"]:
+        every = list(current.value["threads"])
+        for thread_key in every[:RELATED_LISTED]:
             found = await load_thread(self.store, str(thread_key))
             if found is not None:
                 listed.append(found)
         within = spoken_duration(self.escalation.related.within_seconds)
-        reason = f"{len(listed)} critical alerts within {within}"
+        reason = f"{len(every)} critical alerts within {within}"
         names = ", ".join(dict.fromkeys(t.alertname for t in listed))
         links = []
         for t in listed:
             link_to = await permalink(self.poster, t.channel, t.ts) if t.ts else ""
             links.append(f"• {safe(t.alertname)}" + (f" · {link(link_to, 'thread')}" if link_to else ""))
-        if self.pager is not None:
+        if self.pager is not None and not current.value.get("paged"):
             await self._page(PagerDutyEvent.trigger(
                 dedup_key("related", str(bucket)), f"Related critical alerts: {names}"[:1000],
                 "chatops (related alerts)", "critical", custom_details={"alerts": [t.alertname for t in listed]}),
                 doc)
+            await self.store.put_if(doc, {**current.value, "paged": True}, current.version, ttl=THREAD_TTL)
         managers = self.escalation.managers_channel
-        text = truncate(f":rotating_light: *{reason}*, escalated as one incident:\n" + "\n".join(links), 3000)
+        more = f"\n… and {len(every) - len(listed)} more" if len(every) > len(listed) else ""
+        text = truncate(f":rotating_light: *{reason}*, escalated as one incident:\n" + "\n".join(links) + more,
+                        3000)
         await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
                         text, None, clock=self.clock)
         entry = {"id": doc, "kind": "related", "at": self.clock.now(), "reason": reason, "by": "",
