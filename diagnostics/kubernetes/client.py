@@ -84,8 +84,8 @@ def load_models(roots: tuple[str, ...] = USED_TYPES) -> int:
 
     The client imports a class the first time a call or a response needs it, on the event loop
     (CoreV1Api alone takes 0.6 s): a server would stall for a second or more on its first pod
-    list. A server calls this in a thread once it is up (bot.clients.Clients.preload), and its
-    Kubernetes checks wait for it; the terminal, running one command, does not.
+    list. A server calls this in a thread at start and waits for it before taking work
+    (bot.clients.Clients.warm_up); the terminal, running one command, does not.
     """
     import kubernetes.aio.client as kubernetes_client
 
