@@ -144,7 +144,7 @@ async def main(storm: int, post_interval: float, loop_debug: bool = False) -> No
                 full.append(time.perf_counter() - start)
             print(f"one alert ({ROUNDS} runs): first reply median {statistics.median(first) * 1000:.0f} ms "
                   f"(max {max(first) * 1000:.0f}); full report median {statistics.median(full) * 1000:.0f} ms "
-                  f"(max {max(full) * 1000:.0f}; the first waits for the Kubernetes classes loading since start)")
+                  f"(max {max(full) * 1000:.0f})")
             if loop_debug:
                 slow.report(f"during {ROUNDS} single alerts")
 
