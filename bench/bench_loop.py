@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import linecache
 import logging
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import app  # noqa: E402
-from bench.bench_alerts import SlowCallbacks  # noqa: E402
+from bench.bench_alerts import SlowCallbacks, prefill_linecache  # noqa: E402
 from bench.bench_diagnostics import _serve  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
@@ -90,19 +89,6 @@ async def _kube_api() -> tuple[web.AppRunner, str]:
     return await _serve(application)
 
 
-def _prefill_linecache() -> int:
-    """Debug mode captures a stack, source lines included, for every callback and future; the
-    first time a code path runs that reads its modules' source (the Kubernetes client's
-    core_v1_api.py alone is 1.5 MB): ~0.3 s on the first Kubernetes command, a cost of debug mode,
-    not of the bot (without debug mode that command blocks the loop under 20 ms). Read them now,
-    so that what is counted below is the bot's."""
-    files = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
-    for file in files:
-        if file and file.endswith(".py"):
-            linecache.getlines(file)
-    return len(files)
-
-
 async def main() -> None:
     slow = SlowCallbacks()
     loop = asyncio.get_running_loop()
@@ -125,7 +111,7 @@ async def main() -> None:
         print(f"start-up: start_bot returned in {time.perf_counter() - started:.2f} s")
         app.freeze_start_up_objects()  # as `python app.py` does once the bot is up
         slow.report("during start-up")
-        print(f"  debug mode's own first-use cost: the source of {_prefill_linecache()} modules read")
+        print(f"  debug mode's own first-use cost: the source of {prefill_linecache()} modules read")
         await asyncio.sleep(0)  # the callback that read them ends here
         slow.seen.clear()
         url = f"http://127.0.0.1:{bot.port}/slack/events"
