@@ -423,6 +423,30 @@ async def test_large_logs_are_parsed_and_merged_off_the_event_loop_small_ones_on
     assert threads == {"parse_log": {loop_thread}, "summarise_logs": {loop_thread}}  # no thread hop for a line
 
 
+async def test_a_large_pod_list_is_decoded_off_the_event_loop_a_small_one_on_it(kube, kube_api, monkeypatch):
+    from kubernetes.aio.client import ApiClient
+
+    kube.seed_deployment("checkout", "prod", pods=[running_ready(name=f"p{i:03}") for i in range(60)])
+    kube.seed_deployment("payments", "staging", pods=[running_ready(name="one")])
+    decoded: dict[str, set[int]] = {}
+    real = ApiClient.response_deserialize
+
+    def recording(self: Any, response_data: Any, response_types_map: Any = None) -> Any:
+        decoded.setdefault((response_types_map or {}).get("200"), set()).add(threading.get_ident())
+        return real(self, response_data, response_types_map)
+
+    monkeypatch.setattr(ApiClient, "response_deserialize", recording)
+    loop_thread = threading.get_ident()
+
+    large = await pod_status(kube_api, "checkout", "prod")
+    assert "60" in large.summary, large.summary
+    assert decoded["V1PodList"] and loop_thread not in decoded["V1PodList"]
+
+    decoded.clear()
+    small = await pod_status(kube_api, "payments", "staging")
+    assert small.rows and decoded["V1PodList"] == {loop_thread}
+
+
 async def test_a_pod_name_reads_just_that_pod_without_a_prefix(crashing_checkout: KubeCluster, kube_api):
     name = pod_name(crashing_checkout, "aaaaa")
 
