@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ BACKEND_SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+# A server waits at most this long at start for Clients.warm_up (normally about 2 s), then serves anyway.
+WARM_UP_SECONDS = 30.0
+
 # Threads per blocking backend (Clients.pool). Charts are CPU-bound: more threads only queue on the GIL.
 POOL_WORKERS: dict[str, int] = {"aws": 8, "prometheus": 8, "charts": 2}
 
@@ -62,7 +66,7 @@ class Clients:
     _pools: dict[str, BlockingPool] = field(default_factory=dict)
     _aws_clients: dict[str, Any] = field(default_factory=dict)
     _aws_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Loading the Kubernetes client's classes in a thread (serving only); Kubernetes calls wait for it.
+    # Loading the Kubernetes client's classes in a thread (serving only: warm_up); Kubernetes calls wait for it.
     _kubernetes_loading: asyncio.Future[None] | None = None
 
     @classmethod
@@ -98,14 +102,35 @@ class Clients:
         return clients
 
     def preload(self) -> None:
-        """For a long-running server: load what the clients would otherwise load lazily on the
-        event loop (the Kubernetes API and model classes: CoreV1Api alone takes 0.6 s), in a
-        thread, from now on; Kubernetes calls wait for it (kubernetes_ready) instead of stalling
-        the loop. Called once the server is up, so that loading does not delay it."""
+        """Start loading, in a daemon thread, what the clients would otherwise load lazily on the
+        event loop (the Kubernetes API and model classes: CoreV1Api alone takes 0.6 s); Kubernetes
+        calls wait for it (kubernetes_ready) instead of stalling the loop. warm_up awaits it."""
         if self.kubernetes is not None and self._kubernetes_loading is None:
             from diagnostics.kubernetes.client import load_models
 
             self._kubernetes_loading = _in_daemon_thread(load_models)
+
+    async def warm_up(self, timeout: float | None = None) -> float:
+        """For a long-running server, before it takes work: load what preload loads and wait for
+        it (about 2 s, once per process), so that no loading thread competes with the loop for the
+        GIL once commands come in, and the first Kubernetes command waits for nothing. Bounded:
+        past `timeout`, or if loading fails, the server goes on (the classes then load as they
+        are needed; `timeout` None: WARM_UP_SECONDS). Returns the seconds it took."""
+        timeout = WARM_UP_SECONDS if timeout is None else timeout
+        started = time.monotonic()
+        self.preload()
+        loading = self._kubernetes_loading
+        if loading is not None and not loading.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(loading), timeout)
+            except TimeoutError:
+                log.warning("warm-up: the Kubernetes client's classes still loading after %g s; serving anyway "
+                            "(Kubernetes checks wait for them)", timeout)
+            except Exception as e:  # noqa: BLE001 - a failed warm-up costs speed, never the bot
+                log.warning("warm-up: loading the Kubernetes client's classes failed (%s: %s); they load as "
+                            "needed", type(e).__name__, e)
+                self._kubernetes_loading = None
+        return time.monotonic() - started
 
     async def kubernetes_ready(self) -> None:
         """Wait until the Kubernetes client's classes are loaded (at once when they are, or when

@@ -88,3 +88,23 @@ class BlockingPool:
         # Don't wait: a call stuck on a dead backend would hold up shutdown; its daemon thread
         # ends with the process.
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+# Inputs smaller than this are parsed on the event loop (a few milliseconds at most): handing
+# them to a thread would cost more than the work. Larger ones are worked on in a thread.
+OFF_LOOP_SIZE = 64 * 1024
+# One thread for all of it, in turn: CPU-bound threads only take turns on the GIL anyway, and each
+# more of them makes the loop wait longer for it every time it gives it up (a socket write, a read).
+_CPU_WORK = DaemonThreadPool(1, name="cpu-work")
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any, threshold: int = OFF_LOOP_SIZE,
+                   **kwargs: Any) -> T:
+    """`work(*args, **kwargs)`, CPU-bound work on an input of `size` (bytes, or whatever unit
+    `threshold` is in): inline when it is small, else in a thread, so that a large backend answer
+    (a pod's log, a node list, a log file to redact) never blocks the loop for long. The thread
+    still takes the GIL, but gives it back every few milliseconds (sys.getswitchinterval), where
+    work on the loop would hold it to the end. A daemon thread: nothing waits for it at exit."""
+    if size < threshold:
+        return work(*args, **kwargs)
+    return await asyncio.wrap_future(_CPU_WORK.submit(work, *args, **kwargs))

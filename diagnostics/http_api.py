@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 
+from diagnostics.blocking import off_loop
+
 SNIPPET_CHARS = 200
 
 
@@ -52,7 +54,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, backend: str, lo
     if status != 200:
         raise BackendError(f"{backend}: HTTP {status} at {location}: {snippet(body)}")
     try:
-        return json.loads(body)
+        return await off_loop(len(body), json.loads, body)  # a storm's alert list: megabytes
     except ValueError:
         raise BackendError(f"{backend}: answer from {location} is not JSON: {snippet(body)}") from None
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import kmock as kmock_lib
 import pytest
@@ -25,6 +27,7 @@ from diagnostics.kubernetes import (
     recent_events,
     workload_logs,
 )
+from diagnostics.kubernetes import logs as logs_module
 from diagnostics.result import Result, Status
 from tests.plugins.kube import (
     NOW,
@@ -382,6 +385,66 @@ async def test_tail_keeps_the_newest_lines_and_since_is_sent_to_the_server(crash
     assert [line.split(" ", 2)[2] for line in since.lines] == ["connecting to db",
                                                               "POST /pay 502 upstream error"]
     assert since.fields["Since"] == "35s"
+
+
+async def test_large_logs_are_parsed_and_merged_off_the_event_loop_small_ones_on_it(kube, kube_api, monkeypatch):
+    # 2 pods x 2,000 lines of 100 characters (200 KB each): parsed on the loop, they would block it
+    # ~20 ms each, and merging them ~40 ms more; a deployment of 20 pods, half a second.
+    kube.seed_deployment("checkout", "prod", pods=[running_ready(name="aaaaa"), running_ready(name="bbbbb")])
+    kube.seed_deployment("payments", "prod", pods=[running_ready(name="ccccc")])
+    for pod in ("aaaaa", "bbbbb"):
+        kube.set_log("prod", pod, log_lines(*[f"{pod} line {i:04} " + "x" * 80 for i in range(2000)],
+                                            step=timedelta(milliseconds=100)))
+    kube.set_log("prod", "ccccc", log_lines("payments line"))
+    threads: dict[str, set[int]] = {"parse_log": set(), "summarise_logs": set()}
+    def recording(name: str) -> Any:
+        real, seen = getattr(logs_module, name), threads[name]
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen.add(threading.get_ident())
+            return real(*args, **kwargs)
+        return run
+
+    for name in threads:
+        monkeypatch.setattr(logs_module, name, recording(name))
+    loop_thread = threading.get_ident()
+
+    large = await workload_logs(kube_api, "checkout", "prod", LogQuery(since_seconds=3600), now=NOW)
+
+    assert large.summary.startswith("4000 lines from 2 pods")
+    assert threads["parse_log"] and loop_thread not in threads["parse_log"]
+    assert threads["summarise_logs"] and loop_thread not in threads["summarise_logs"]
+
+    for seen in threads.values():
+        seen.clear()
+    small = await workload_logs(kube_api, "payments", "prod", now=NOW)
+
+    assert small.lines[-1].endswith("payments line")
+    assert threads == {"parse_log": {loop_thread}, "summarise_logs": {loop_thread}}  # no thread hop for a line
+
+
+async def test_a_large_pod_list_is_decoded_off_the_event_loop_a_small_one_on_it(kube, kube_api, monkeypatch):
+    from kubernetes.aio.client import ApiClient
+
+    kube.seed_deployment("checkout", "prod", pods=[running_ready(name=f"p{i:03}") for i in range(60)])
+    kube.seed_deployment("payments", "staging", pods=[running_ready(name="one")])
+    decoded: dict[str, set[int]] = {}
+    real = ApiClient.response_deserialize
+
+    def recording(self: Any, response_data: Any, response_types_map: Any = None) -> Any:
+        decoded.setdefault((response_types_map or {}).get("200"), set()).add(threading.get_ident())
+        return real(self, response_data, response_types_map)
+
+    monkeypatch.setattr(ApiClient, "response_deserialize", recording)
+    loop_thread = threading.get_ident()
+
+    large = await pod_status(kube_api, "checkout", "prod")
+    assert "60" in large.summary, large.summary
+    assert decoded["V1PodList"] and loop_thread not in decoded["V1PodList"]
+
+    decoded.clear()
+    small = await pod_status(kube_api, "payments", "staging")
+    assert small.rows and decoded["V1PodList"] == {loop_thread}
 
 
 async def test_a_pod_name_reads_just_that_pod_without_a_prefix(crashing_checkout: KubeCluster, kube_api):

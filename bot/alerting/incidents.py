@@ -58,8 +58,8 @@ ROOTS_TTL = 30 * 86400.0
 # bot was not watching: newly deployed, or its store wiped); one that passes while the bot is down
 # after it saw the alert is escalated as soon as it is back.
 UNWATCHED_SECONDS = 3600.0
-OVERDUE_SECONDS = 30.0
-RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted  # a deadline handled later than this counts as overdue (/metrics)
+OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
+RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
 
 MayAck = Callable[[str], Awaitable[Decision]]

@@ -18,6 +18,8 @@ from bot.state.store import Store
 class Runtime:
     """What every handler needs, built once at start.
 
+    `starting` is cleared once start-up (the warm-up included) is done: until then /readyz says 503,
+    so no traffic is routed to a bot that would stall on its first commands.
     `draining` is set on SIGTERM: handlers then take no new work (Alertmanager gets 503 and
     retries; a person is told to try again) while the worker finishes or hands back its jobs.
     """
@@ -28,6 +30,7 @@ class Runtime:
     table: CommandTable
     metrics: Metrics
     store: Store
+    starting: bool = True
     draining: bool = False
 
     @property

@@ -55,9 +55,11 @@ def build_server(runtime: Runtime, app: AsyncApp, slack: AsyncWebClient,
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
+        if runtime.starting:  # warming up: the backends' checks would only compete with it
+            return web.json_response({"ready": False, "starting": True, "draining": False, "checks": {}}, status=503)
         checks = await readiness(runtime.clients, slack, runtime.store)
         ready = all(c["ok"] for c in checks.values()) and not runtime.draining
-        body = {"ready": ready, "draining": runtime.draining, "checks": checks}
+        body = {"ready": ready, "starting": False, "draining": runtime.draining, "checks": checks}
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from bot.commands.model import Context, Invocation
 from bot.commands.parser import CommandTable
 from bot.commands.report import Report, describe_exception, log_failure
 from bot.errors import UsageError
-from bot.slack.mrkdwn import code, escape, safe, safe_file
+from bot.slack.mrkdwn import code, escape, safe
 from bot.slack.once import Posted, StoreLedger, post_once
 from bot.slack.poster import Poster, slack_error
 from bot.slack.render import Message, report_message, usage_message
@@ -163,7 +163,7 @@ class CommandAnswers:
             await self._respond(request, {"response_type": "ephemeral", "text": f":paperclip: {len(files)} file(s) "
                                           "not shared: invite the bot to this channel to get them."})
             return
-        for file in map(safe_file, files):
+        for file in files:  # made safe by the poster
             try:
                 await self.poster.upload(request.channel, file, thread_ts=request.thread_ts or None)
             except SlackApiError as e:

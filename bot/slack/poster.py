@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.mrkdwn import safe_file
 from bot.state import keys
 from bot.state.store import Store
+from diagnostics.blocking import off_loop
 from diagnostics.result import FileAttachment
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class Poster:
         self.updated += 1
 
     async def upload(self, channel: str, file: FileAttachment, thread_ts: str | None = None) -> None:
-        file = safe_file(file)
+        file = await off_loop(len(file.content), safe_file, file)  # a log file: megabytes to redact
         pace = self._ids.get(channel, channel)
         async with self._locks[pace]:
             await self._turn(pace)

@@ -16,7 +16,7 @@ from kubernetes.aio.client import ApiClient, ApiException, V1Deployment, V1Pod, 
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
-from diagnostics.kubernetes.client import call_api
+from diagnostics.kubernetes.client import call_api, read_list
 from diagnostics.kubernetes.pod_health import humanise_age
 from diagnostics.kubernetes.pods import label_selector_string, selector_matches
 from diagnostics.result import Result, Row, Status
@@ -223,8 +223,8 @@ async def deployment_rollout(
         selector = label_selector_string(dep.spec.selector if dep.spec is not None else None)
         listed = await cached(
             cache, ("k8s.replicasets", host, namespace, selector),
-            lambda: apps.list_namespaced_replica_set(namespace, label_selector=selector,
-                                                     _request_timeout=timeout),
+            lambda: read_list(api, apps.list_namespaced_replica_set_without_preload_content(
+                namespace, label_selector=selector, _request_timeout=timeout), "V1ReplicaSetList"),
         )
         # Ownership, not the selector, says which ReplicaSets are this deployment's.
         return dep, [rs for rs in listed.items if owned_by(rs, dep)]
@@ -273,7 +273,8 @@ async def deployment_pods(
     text = label_selector_string(selector)
     listed = await cached(
         cache, ("k8s.pods", api.configuration.host, namespace, text),
-        lambda: core.list_namespaced_pod(namespace, label_selector=text, _request_timeout=timeout),
+        lambda: read_list(api, core.list_namespaced_pod_without_preload_content(
+            namespace, label_selector=text, _request_timeout=timeout), "V1PodList"),
     )
     return [p for p in listed.items
             if selector_matches(selector, (p.metadata.labels if p.metadata else None) or {})]

@@ -25,7 +25,7 @@ from kubernetes.aio.client import ApiClient, CoreV1Event
 
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
-from diagnostics.kubernetes.client import call_api
+from diagnostics.kubernetes.client import call_api, read_list
 from diagnostics.kubernetes.deploy import namespace_missing
 from diagnostics.kubernetes.pod_health import humanise_age
 from diagnostics.result import Result, Row, Status
@@ -160,7 +160,8 @@ async def recent_events(
     async def fetch() -> Result | list[FoldedEvent]:
         listed = await cached(
             cache, ("k8s.events", api.configuration.host, namespace),
-            lambda: core.list_namespaced_event(namespace, _request_timeout=timeout),
+            lambda: read_list(api, core.list_namespaced_event_without_preload_content(
+                namespace, _request_timeout=timeout), "CoreV1EventList"),
         )
         if not listed.items and await namespace_missing(api, namespace, timeout=timeout, cache=cache):
             return Result(status=Status.UNKNOWN, title=title, summary=f"Namespace `{namespace}` not found")

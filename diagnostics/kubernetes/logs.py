@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from kubernetes.aio import client
 from kubernetes.aio.client import ApiClient, ApiException, V1Pod
 
+from diagnostics.blocking import off_loop
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.kubernetes.client import call_api, status_message
@@ -42,6 +43,8 @@ FETCH_LINES = 2000  # per pod, when --grep or --since decide what is kept
 MAX_BYTES_PER_POD = 512 * 1024
 MAX_PODS = 20
 CONCURRENT_READS = 8
+# Up to this many lines in all are merged and filtered on the event loop (about 20 ms); more, in a thread.
+SUMMARISED_INLINE = 2000
 SEVERE = re.compile(r"\b(error|fatal|panic)\b", re.IGNORECASE)
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d) ?(.*)$")
@@ -236,7 +239,10 @@ async def workload_logs(
                 raise outcome
         pod_logs = [o for o in outcomes if isinstance(o, PodLog)]
         prefixes = short_names(chosen, name) if deployment else {}
-        result = summarise_logs(pod_logs, query, title=title, filename=filename, prefixes=prefixes)
+        # Merging, filtering and writing out up to MAX_PODS logs of MAX_BYTES_PER_POD: a thread's work.
+        lines = sum(len(p.lines) for p in pod_logs)
+        result = await off_loop(lines, summarise_logs, pod_logs, query, threshold=SUMMARISED_INLINE,
+                                      title=title, filename=filename, prefixes=prefixes)
         if len(names) > len(chosen):
             result.summary += f" · first {len(chosen)} of {len(names)} pods read"
         return result
@@ -293,4 +299,4 @@ async def _read_log(
         # The server stops at limitBytes: say so, or the newest lines seem simply not there.
         cut = f"only the first {MAX_BYTES_PER_POD // 1024} KiB read — narrow with --since or --tail"
         hint = f"{hint}; {cut}" if hint else cut
-    return PodLog(name, parse_log(text), problem=hint)
+    return PodLog(name, await off_loop(len(text), parse_log, text), problem=hint)

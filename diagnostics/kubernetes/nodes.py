@@ -19,6 +19,7 @@ import pydantic
 from kubernetes.aio import client
 from kubernetes.aio.client import ApiClient, ApiException, V1Node
 
+from diagnostics.blocking import off_loop
 from diagnostics.cache import QueryCache, cached
 from diagnostics.kubernetes._text import one_line, truncate
 from diagnostics.kubernetes.client import call_api
@@ -179,7 +180,7 @@ async def node_status(
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason=response.reason, body=data.decode("utf-8", "replace"))
         try:
-            items = json.loads(data).get("items")
+            items = (await off_loop(len(data), json.loads, data)).get("items")
         except (ValueError, AttributeError):  # not JSON, or not an object
             items = None
         if not isinstance(items, list):

@@ -14,7 +14,7 @@ from kubernetes.aio import client
 from kubernetes.aio.client import ApiClient, ApiException, V1Deployment, V1Pod
 
 from diagnostics.cache import QueryCache, cached
-from diagnostics.kubernetes.client import call_api
+from diagnostics.kubernetes.client import call_api, read_list
 from diagnostics.kubernetes.pod_health import summarise_deployment
 from diagnostics.result import Result, Status
 
@@ -57,7 +57,8 @@ async def pod_status(
         selector_text = label_selector_string(selector)
         pod_list = await cached(
             cache, ("k8s.pods", host, namespace, selector_text),
-            lambda: core.list_namespaced_pod(namespace, label_selector=selector_text, _request_timeout=timeout),
+            lambda: read_list(api, core.list_namespaced_pod_without_preload_content(
+                namespace, label_selector=selector_text, _request_timeout=timeout), "V1PodList"),
         )
         # The server filters by the selector; filtering again guards against servers (and
         # emulators) that ignore it and against a selector we failed to express as a string.

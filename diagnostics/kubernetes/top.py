@@ -19,7 +19,7 @@ from kubernetes.aio.client import ApiClient, ApiException, V1Pod
 from kubernetes.utils.quantity import parse_quantity
 
 from diagnostics.cache import QueryCache, cached
-from diagnostics.kubernetes.client import call_api
+from diagnostics.kubernetes.client import call_api, read_list
 from diagnostics.kubernetes.deploy import namespace_missing
 from diagnostics.result import Result, Row, Status
 
@@ -209,7 +209,8 @@ async def pod_usage(
                               "(metrics.k8s.io: 503 Service Unavailable)")
             raise
         pods = await cached(cache, ("k8s.pods", host, namespace, None),
-                            lambda: core.list_namespaced_pod(namespace, _request_timeout=timeout))
+                            lambda: read_list(api, core.list_namespaced_pod_without_preload_content(
+                                namespace, _request_timeout=timeout), "V1PodList"))
         items = list(metrics.get("items") or []) if isinstance(metrics, dict) else []  # JSON: a dict
         if not items:
             gone = not pods.items and await namespace_missing(api, namespace, timeout=timeout, cache=cache)

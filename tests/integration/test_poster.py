@@ -66,3 +66,32 @@ async def test_posts_to_a_name_waiting_when_its_id_is_learned_are_paced_with_pos
     times = sorted(c.time for c in fake_slack.calls if c.method == "chat.postMessage")
     gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 4 and all(gap >= 0.18 for gap in gaps), gaps
+
+
+async def test_a_large_text_file_is_made_safe_off_the_event_loop_a_small_one_on_it(fake_slack, monkeypatch):
+    # A 5 MB log took ~0.5 s to redact on the loop (twice: the answer and the poster each did it).
+    import threading
+
+    import bot.slack.poster as poster_module
+    from diagnostics.result import FileAttachment
+
+    threads: list[int] = []
+    real = poster_module.safe_file
+
+    def recording(file: FileAttachment) -> FileAttachment:
+        threads.append(threading.get_ident())
+        return real(file)
+
+    monkeypatch.setattr(poster_module, "safe_file", recording)
+    poster = Poster(AsyncWebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url), interval=0)
+    line = "2025-03-14T11:58:00.000Z GET /cart 200 Authorization: Bearer abcdef0123456789secret\n"
+    large = FileAttachment(filename="logs.txt", content=(line * 2000).encode(), title="Logs", mimetype="text/plain")
+    small = FileAttachment(filename="one.txt", content=line.encode(), title="Line", mimetype="text/plain")
+
+    await poster.upload("C0OPS", large)
+    await poster.upload("C0OPS", small)
+
+    assert len(threads) == 2 and threads[0] != threading.get_ident() and threads[1] == threading.get_ident()
+    uploaded = {f.filename: f.content.decode() for f in fake_slack.files}
+    assert set(uploaded) == {"logs.txt", "one.txt"}
+    assert "abcdef0123456789secret" not in uploaded["logs.txt"] + uploaded["one.txt"]

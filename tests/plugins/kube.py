@@ -691,7 +691,7 @@ async def kube(tmp_path: Path) -> AsyncIterator[KubeCluster]:
     """kmock's emulator with the API server's write semantics (kube_writes.ApiServerEmulator),
     served over HTTP as kmock's own `kmock` fixture serves it, + a kubeconfig."""
     # The Kubernetes client's classes, imported once per test process before the test starts (the
-    # bot waits for them before its first Kubernetes call: seconds when four workers import at once).
+    # bot waits for them at start, in warm_up: seconds when several workers import at once).
     await asyncio.to_thread(load_models)
     async with ApiServerEmulator() as kmock, kmock_lib.Server(kmock):
         yield await _cluster(kmock, tmp_path)

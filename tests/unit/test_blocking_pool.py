@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from diagnostics.blocking import BlockingPool, DaemonThreadPool
+from diagnostics.blocking import OFF_LOOP_SIZE, BlockingPool, DaemonThreadPool, off_loop
 
 
 async def test_calls_run_in_daemon_threads_and_errors_reach_the_caller():
@@ -71,3 +71,16 @@ async def test_a_cancelled_wait_cancels_the_queued_call():
     await pool.run(ran.append, 2)  # barrier: one thread, in order, so the cancelled call was passed over
     assert ran == [2]
     pool.close()
+
+
+async def test_a_large_input_is_parsed_in_a_thread_a_small_one_on_the_loop():
+    def where(text: str, *, tag: str) -> tuple[int, str]:
+        return threading.get_ident(), f"{tag}{len(text)}"
+
+    loop_thread = threading.get_ident()
+    large = "x" * OFF_LOOP_SIZE
+    thread, parsed = await off_loop(len(large), where, large, tag="n=")
+    assert thread != loop_thread and parsed == f"n={OFF_LOOP_SIZE}"
+    assert await off_loop(3, where, "abc", tag="n=") == (loop_thread, "n=3")
+    with pytest.raises(ValueError):
+        await off_loop(len(large), int, large)
