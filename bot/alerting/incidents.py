@@ -90,7 +90,7 @@ def acked_line(thread: AlertThread) -> str:
     """":eyes: Acknowledged by <@U…> at 00:45 UTC (after 3 min)"; "" when not acknowledged."""
     if not thread.acked_by:
         return ""
-    at = datetime.fromtimestamp(thread.acked_at, tz=datetime.fromisoformat(thread.starts_at).tzinfo)
+    at = datetime.fromtimestamp(thread.acked_at, tz=timezone.utc)
     return (f":eyes: Acknowledged by <@{thread.acked_by}> at {at.strftime('%H:%M UTC')} "
             f"(after {spoken_duration(waited(thread))})")
 
@@ -285,6 +285,8 @@ class Incidents:
             return
         if thread.status != "firing" or (kind == "ack" and thread.acked_by):
             return
+        if thread.source == "post" and not await self.threads.still_active(thread):
+            return  # its receiver sends no resolution: Alertmanager's API says it ended (resolved now)
         if self.clock.now() - float(p.get("due") or 0) > OVERDUE_SECONDS:
             self.overdue()
         sla = self.escalation.sla(thread.severity) or (0.0, 0.0)
@@ -302,6 +304,8 @@ class Incidents:
         def add(t: AlertThread | None) -> AlertThread | None:
             if t is None or t.starts_at != starts_at or any(e.get("id") == entry_id for e in t.escalations):
                 return t
+            if kind in WHY and (t.status != "firing" or (kind == "ack" and t.acked_by)):
+                return t  # acknowledged or resolved while this deadline was being decided: it wins
             return t.replace(escalations=(*t.escalations, entry))
 
         thread = await change_thread(self.store, key, add) or thread

@@ -168,6 +168,24 @@ class AlertThreads:
         return [_thread_job("post", Notice.of_alert(_resolved(alert, now))) for alert in matched
                 if alert.fingerprint not in active]
 
+    async def still_active(self, thread: AlertThread) -> bool:
+        """Is an Alertmanager post's alert still active, by Alertmanager's API (asked fresh)? Its
+        receiver may send no resolution (send_resolved off): when it is gone from the API, the
+        thread is resolved now (a thread job) and False is the answer. True when Alertmanager
+        can't be asked: a deadline then escalates rather than wait on a monitoring outage."""
+        if self.fetch_active is None:
+            return True
+        try:
+            active = {a.fingerprint for a in await self.fetch_active(fresh=True)}
+        except Exception as e:  # noqa: BLE001 - unknown is treated as still firing
+            log_failure(log, e, "could not ask Alertmanager whether %s still fires", thread.alertname)
+            return True
+        if thread.fingerprint in active:
+            return True
+        now = datetime.fromtimestamp(self.clock.now(), timezone.utc)
+        await self.worker.submit([_thread_job("post", Notice.of_alert(_resolved(thread.alert(), now)))])
+        return False
+
     # ------------------------------------------------------------------ one thread, up to date
 
     async def _thread_job(self, job: Job) -> None:

@@ -231,6 +231,10 @@ def help_message(commands: Iterable["Command"], prefix: str, unconfigured: dict[
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
         text="Options follow kubectl: `-n prod`, `--namespace=prod`. Results post in the channel; "
              "mistakes are answered only to you.")]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=f"In an alert's thread, mention me: `@{safe(prefix.lstrip('/'))} ack` acknowledges it, "
+             "`escalate <reason>` pages the on-call now, `postmortem` drafts its post-mortem, and any "
+             "command above is answered in the thread.")]))
     return Message(text=f"{safe(prefix)} commands", blocks=fit_blocks(blocks))
 
 

@@ -53,14 +53,18 @@ async def settle(*bots) -> None:
                                             for b in bots)), 30)
 
 
-async def passes(clock: FakeClock, seconds: float, *bots) -> None:
-    """Time moves on; the timers now due run (the worker polls every 50 ms), then everything settles."""
+def deadlines_handled(*bots) -> float:
+    return sum(b.runtime.metrics.work.labels(kind="incident-escalate", outcome="done")._value.get() for b in bots)
+
+
+async def passes(clock: FakeClock, seconds: float, *bots, ran: int = 1) -> None:
+    """Time moves on; `ran` deadlines come due and are handled (on any of the bots: the worker
+    polls every 50 ms), then everything they started settles."""
+    before = deadlines_handled(*bots)
     clock.advance(seconds)
-    for _ in range(200):
-        due = [await b.runtime.store.pending("timers") for b in bots[:1]]
-        await asyncio.sleep(0.05)
-        if not any(b.worker.running for b in bots) and due == [await bots[0].runtime.store.pending("timers")]:
-            break
+    async with asyncio.timeout(30):
+        while deadlines_handled(*bots) < before + ran:
+            await asyncio.sleep(0.02)
     await settle(*bots)
 
 
@@ -327,3 +331,82 @@ playbooks:
         assert section in markdown
     (announced,) = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if ":memo:" in (m.text or "")]
     assert announced.startswith(f":memo: <@{ALICE}> asked for a post-mortem draft: HighErrorRate")
+
+
+async def test_a_resolution_before_the_deadlines_stops_them(start_bot, env, clock, http, fake_slack, pagerduty):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    assert await bot.runtime.store.pending("timers") == 2
+    await post_webhook(http, bot, webhook_body(status="resolved", endsAt="2026-11-24T23:44:00Z"))
+    await settle(bot)
+    assert await bot.runtime.store.pending("timers") == 0  # cancelled, not left to fire
+    clock.advance(2 * 3600)  # nothing is left to come due
+    await settle(bot)
+    assert pagerduty.requests == [] and not fake_slack.messages(MANAGERS)
+
+
+class _AcknowledgedMeanwhile:
+    """A store in front of the real one: when the escalation writes the thread, someone's click is
+    stored first (the race of an acknowledgement against the deadline, made to happen every time)."""
+
+    def __init__(self, store, user: str) -> None:
+        self._store, self.user, self.raced = store, user, False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def put_if(self, key, value, version, ttl=None):
+        if not self.raced and key.startswith("thread:") and value.get("escalations"):
+            self.raced = True
+            current = await self._store.get(key)
+            acked = {**current.value, "acked_by": self.user, "acked_at": self._store.clock.now(), "acked_job": "x"}
+            assert await self._store.put_if(key, acked, current.version, ttl=ttl)
+        return await self._store.put_if(key, value, version, ttl=ttl)
+
+
+async def test_an_acknowledgement_that_lands_while_the_deadline_is_decided_wins(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    racing = _AcknowledgedMeanwhile(bot.runtime.store, ALICE)
+    bot.threads.incidents.store = racing
+    await passes(clock, 5 * 60, bot)
+    assert racing.raced  # the escalation did try, and met the acknowledgement
+    assert pagerduty.requests == [] and not fake_slack.messages(MANAGERS)
+    assert not notes(fake_slack, root_of(fake_slack), "Escalated")
+
+
+async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is_resolved_not_escalated(
+    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+):
+    import time
+
+    from tests.integration.test_alert_threads import FIXTURES
+
+    seed_checkout_prod(kube)
+    clock = FakeClock(start=time.time())
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
+                           "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
+    labels = {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"}
+    alertmanager.post_alerts([{"labels": labels, "annotations": {"description": "Error rate is 7.3%"}}])
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    channel = fake_slack.channel_id("#alerts")
+    fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                              "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"})
+    await fake_slack.deliveries_answered()
+    await settle(bot)
+    assert await bot.runtime.store.pending("timers") == 2
+
+    # The receiver has send_resolved off: the alert ends in Alertmanager and nothing is posted.
+    ended = datetime.fromtimestamp(time.time() - 1).astimezone().isoformat()
+    alertmanager.post_alerts([{"labels": labels, "endsAt": ended}])
+    await passes(clock, 5 * 60 + 30, bot)  # Alertmanager's startsAt came a moment after the clock's start
+    assert pagerduty.requests == [] and not fake_slack.messages(MANAGERS)
+    replies = [m.text for m in thread(fake_slack, channel, "1732500999.000100")]
+    assert replies[-1].startswith(":white_check_mark: Resolved after ")
+    assert await bot.runtime.store.pending("timers") == 0

@@ -163,3 +163,38 @@ async def test_a_command_mentioned_in_a_thread_is_answered_in_that_thread(bot, h
     assert any("podz" in (m.text or "") and "Unknown" in (m.text or "") for m in replies), [m.text for m in replies]
     assert any("Changes are asked for with" in (m.text or "") for m in replies)
     assert [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None] == [root]
+
+
+async def test_acknowledge_works_over_socket_mode(start_bot, bot_env, kube, tmp_path, fake_slack, http):
+    from urllib.parse import parse_qsl
+
+    from tests.slack_requests import block_action_body
+
+    seed_checkout_prod(kube)
+    bot = await start_bot({**bot_env, "SLACK_APP_TOKEN": fake_slack.app_token, "SLACK_SIGNING_SECRET": "",
+                           "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+                           "CHATOPS_CONFIG": chatops(tmp_path)})
+    await fake_slack.socket_connected(timeout=10)
+    root = await webhook_thread(http, bot, fake_slack)
+    click = json.loads(dict(parse_qsl(block_action_body(
+        [{"action_id": "ops-ack", "value": ack_value(root), "action_ts": "1.1"}], user=ALICE,
+        channel=root.channel, message={"type": "message", "ts": root.ts})))["payload"])
+    await fake_slack.socket_send("interactive", click, timeout=3)
+    await idle(bot)
+    notes = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if "Acknowledged" in (m.text or "")]
+    assert len(notes) == 1 and f"<@{ALICE}>" in notes[0]
+
+
+async def test_two_replicas_sharing_redis_record_one_acknowledgement(start_bot, bot_env, kube, tmp_path, http,
+                                                                     fake_slack, signing_secret, redis_server):
+    seed_checkout_prod(kube)
+    env = {**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_WEBHOOK_TOKEN": TOKEN,
+           "CHATOPS_CONFIG": chatops(tmp_path), "STATE_URL": redis_server.url}
+    first, second = [await start_bot(env) for _ in range(2)]
+    root = await webhook_thread(http, first, fake_slack)
+    await asyncio.gather(click_ack(http, first, signing_secret, root, ALICE, ack_value(root)),
+                         click_ack(http, second, signing_secret, root, BOB, ack_value(root)))
+    await asyncio.gather(idle(first), idle(second))
+    notes = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if "Acknowledged" in (m.text or "")]
+    assert len(notes) == 1
+    assert len(ephemerals_to(fake_slack, ALICE) + ephemerals_to(fake_slack, BOB)) == 1  # the other one is told
