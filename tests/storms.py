@@ -70,3 +70,20 @@ def assert_each_alert_posted_once_with_its_investigation(fake_slack: Any, expect
         replies = [m for m in messages if m.thread_ts == root.ts]
         assert len(replies) == 1, [r.text for r in replies]
         assert is_finished_investigation(replies[0]), replies[0].text
+
+
+CHECKOUT_ALERT = {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"}
+POST_TS = "1732500999.000100"
+
+
+async def alertmanager_posts_checkout_alert(alertmanager: Any, fake_slack: Any, bot: Any, secret: str) -> str:
+    """HighErrorRate on checkout fires in Alertmanager, which posts it in #alerts (its default
+    template, at POST_TS); the bot is told by a signed event. Returns the channel's ID."""
+    alertmanager.post_alerts([{"labels": CHECKOUT_ALERT, "annotations": {"description": "Error rate is 7.3%"}}])
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    channel = str(fake_slack.channel_id("#alerts"))
+    fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                              "attachments": post["attachments"], "channel": channel, "ts": POST_TS})
+    await fake_slack.deliveries_answered()
+    return channel

@@ -15,7 +15,7 @@ from bot.state.clock import FakeClock
 from tests.integration.test_alert_threads import TOKEN, post_webhook, thread, webhook_body
 from tests.plugins.kube import seed_checkout_prod
 from tests.slack_requests import send_block_action, send_slash_command
-from tests.storms import grouped, storm
+from tests.storms import CHECKOUT_ALERT, alertmanager_posts_checkout_alert, grouped, storm
 
 pytestmark = pytest.mark.integration
 
@@ -384,27 +384,18 @@ async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is
 ):
     import time
 
-    from tests.integration.test_alert_threads import FIXTURES
-
     seed_checkout_prod(kube)
     clock = FakeClock(start=time.time())
     bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
                            "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
                            "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
-    labels = {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"}
-    alertmanager.post_alerts([{"labels": labels, "annotations": {"description": "Error rate is 7.3%"}}])
-    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
-    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
-    channel = fake_slack.channel_id("#alerts")
-    fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
-                              "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"})
-    await fake_slack.deliveries_answered()
+    channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
     await settle(bot)
     assert await bot.runtime.store.pending("timers") == 2
 
     # The receiver has send_resolved off: the alert ends in Alertmanager and nothing is posted.
     ended = datetime.fromtimestamp(time.time() - 1).astimezone().isoformat()
-    alertmanager.post_alerts([{"labels": labels, "endsAt": ended}])
+    alertmanager.post_alerts([{"labels": CHECKOUT_ALERT, "endsAt": ended}])
     await passes(clock, 5 * 60 + 30, bot)  # Alertmanager's startsAt came a moment after the clock's start
     assert pagerduty.requests == [] and not fake_slack.messages(MANAGERS)
     replies = [m.text for m in thread(fake_slack, channel, "1732500999.000100")]

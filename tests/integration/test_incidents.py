@@ -8,9 +8,10 @@ import json
 import pytest
 import yaml
 
-from tests.integration.test_alert_threads import FIXTURES, TOKEN, post_webhook, thread, webhook_body
+from tests.integration.test_alert_threads import TOKEN, post_webhook, thread, webhook_body
 from tests.plugins.kube import seed_checkout_prod
 from tests.slack_requests import send_block_action
+from tests.storms import alertmanager_posts_checkout_alert
 
 pytestmark = pytest.mark.integration
 
@@ -126,15 +127,7 @@ async def test_who_may_acknowledge_can_be_narrowed_by_the_policy(start_bot, bot_
 
 async def test_an_alertmanager_posts_thread_is_acknowledged_from_the_bots_reply(bot, alertmanager, fake_slack,
                                                                               http, signing_secret):
-    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout",
-                                          "severity": "critical"},
-                               "annotations": {"description": "Error rate is 7.3%"}}])
-    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
-    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
-    channel = fake_slack.channel_id("#alerts")
-    fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
-                              "attachments": post["attachments"], "channel": channel, "ts": "1732500999.000100"})
-    await fake_slack.deliveries_answered()
+    channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
     await idle(bot)
     (reply,) = thread(fake_slack, channel, "1732500999.000100")
     value = ack_value(reply)
