@@ -76,6 +76,11 @@ class Notice:
         return cls(id=alert.fingerprint, alerts=(alert,), whole=True)
 
 
+def post_thread_id(channel: str, ts: str) -> str:
+    """The id of the thread under an Alertmanager post: the post's (channel, ts), hashed."""
+    return hashlib.sha256(f"{channel}:{ts}".encode()).hexdigest()[:20]
+
+
 def group_notices(notification: Notification) -> list[Notice]:
     """A webhook notification as notices: one for its group; one per alert when it names no group
     (an old Alertmanager, or a sender that is not one)."""

@@ -5,8 +5,10 @@ Two ways in, one lifecycle:
   posts the group once (to the channel for its severity), listing its alerts, and edits that post
   as alerts join and resolve; the investigation runs each distinct step of its alerts once, in the
   post's thread. A storm of 300 alerts in 3 groups is 3 posts, not 300;
-- Alertmanager's own Slack post: matched to its alerts (Alertmanager's API), the investigation
-  goes in the post's thread; resolved is a thread reply.
+- Alertmanager's own Slack post: matched to its alerts (Alertmanager's API), one thread per post
+  (the alerts it names; a repeat post of the same firing goes to the thread it already has); the
+  investigation goes in the post's thread; resolved (its [RESOLVED] post, or Alertmanager's API
+  at a deadline) is a thread reply.
 
 Durable: what arrives is recorded as a job before it is acknowledged (bot.state.worker), and
 the work runs under a lease, retried while Slack or Alertmanager fails, resumed after a restart:
@@ -46,6 +48,7 @@ from bot.alerting.state import (
     group_notices,
     iso,
     load_thread,
+    post_thread_id,
     worst_severity,
 )
 from bot.alerting.steps import Step
@@ -147,26 +150,64 @@ class AlertThreads:
             alerts = match_post(post, await self.fetch_active())  # Alertmanager down: retried
             if not alerts:
                 log.info("no active alert matches the post %r in %s; not replying", post.title, channel)
-            jobs = [_thread_job("post", Notice.of_alert(alert), channel=channel, ts=ts) for alert in alerts]
+            jobs = await self._firing_post(alerts, channel, ts)
         await self.worker.submit(jobs)
         await self.store.put(keys.post_seen(channel, ts), {}, ttl=POST_SEEN_TTL)
 
-    async def _resolved_post(self, post: AlertPost, channel: str) -> list[NewJob]:
-        # The RESOLVED post's alerts are no longer active: match it against the open threads.
-        candidates = []
-        for fingerprint in await self.store.members(keys.OPEN_POST_THREADS):
-            thread = await load_thread(self.store, keys.thread("post", fingerprint))
+    async def _firing_post(self, alerts: list[Alert], channel: str, ts: str) -> list[NewJob]:
+        """One thread for the post's alerts, under the post. Alerts already in an open thread as
+        this very firing (Alertmanager posting its group again, repeat_interval) go to that thread
+        instead (its "still firing" note); an alert firing anew leaves its older thread (resolved
+        there)."""
+        known: dict[str, AlertThread] = {}
+        for thread in await self._open_post_threads():
+            for member in thread.firing():
+                known[member.fingerprint] = thread
+        told: dict[str, tuple[AlertThread, list[Alert]]] = {}  # older threads: repeats, and ends of refired
+        new = []
+        for alert in alerts:
+            holder = known.get(alert.fingerprint)
+            if holder is None:
+                new.append(alert)
+                continue
+            held = next(m for m in holder.firing() if m.fingerprint == alert.fingerprint)
+            if held.starts_at == alert.starts_at:
+                told.setdefault(holder.key, (holder, []))[1].append(alert)  # the same firing, posted again
+                continue
+            ended = alert.starts_at or datetime.fromtimestamp(self.clock.now(), timezone.utc)
+            told.setdefault(holder.key, (holder, []))[1].append(_resolved(held, ended))
+            new.append(alert)
+        jobs = [_thread_job("post", Notice(id=t.fingerprint, alerts=tuple(a))) for t, a in told.values()]
+        if new:
+            notice = Notice(id=post_thread_id(channel, ts), alerts=tuple(new))
+            jobs.append(_thread_job("post", notice, channel=channel, ts=ts))
+        return jobs
+
+    async def _open_post_threads(self, channel: str | None = None) -> list[AlertThread]:
+        """The firing threads under Alertmanager's posts (in `channel`, if given)."""
+        out = []
+        for thread_id in await self.store.members(keys.OPEN_POST_THREADS):
+            thread = await load_thread(self.store, keys.thread("post", thread_id))
             if thread is None or thread.status != "firing":
-                await self.store.discard(keys.OPEN_POST_THREADS, fingerprint)  # expired or resolved
-            elif thread.channel == channel:
-                candidates.append(thread.alert())
-        matched = match_post(post, candidates)
+                await self.store.discard(keys.OPEN_POST_THREADS, thread_id)  # expired or resolved
+            elif channel is None or thread.channel == channel:
+                out.append(thread)
+        return out
+
+    async def _resolved_post(self, post: AlertPost, channel: str) -> list[NewJob]:
+        # The RESOLVED post's alerts are no longer active: match it against the open threads' alerts.
+        threads = await self._open_post_threads(channel)
+        members = {(a.fingerprint, thread.key): (thread, a) for thread in threads for a in thread.firing()}
+        matched = match_post(post, [a for _, a in members.values()])
         if not matched:
             return []
         active = {a.fingerprint for a in await self.fetch_active(fresh=True)} if self.fetch_active else set()
         now = datetime.fromtimestamp(self.clock.now(), timezone.utc)
-        return [_thread_job("post", Notice.of_alert(_resolved(alert, now))) for alert in matched
-                if alert.fingerprint not in active]
+        ended: dict[str, tuple[AlertThread, list[Alert]]] = {}
+        for (fingerprint, key), (thread, alert) in members.items():
+            if fingerprint not in active and any(m.fingerprint == fingerprint for m in matched):
+                ended.setdefault(key, (thread, []))[1].append(_resolved(alert, now))
+        return [_thread_job("post", Notice(id=t.fingerprint, alerts=tuple(a))) for t, a in ended.values()]
 
     async def still_active(self, thread: AlertThread) -> bool:
         """Is an Alertmanager post's alert still active, by Alertmanager's API (asked fresh)? Its
@@ -180,11 +221,12 @@ class AlertThreads:
         except Exception as e:  # noqa: BLE001 - unknown is treated as still firing
             log_failure(log, e, "could not ask Alertmanager whether %s still fires", thread.alertname)
             return True
-        if thread.fingerprint in active:
-            return True
-        now = datetime.fromtimestamp(self.clock.now(), timezone.utc)
-        await self.worker.submit([_thread_job("post", Notice.of_alert(_resolved(thread.alert(), now)))])
-        return False
+        gone = [m for m in thread.firing() if m.fingerprint not in active]
+        if gone:
+            now = datetime.fromtimestamp(self.clock.now(), timezone.utc)
+            await self.worker.submit([_thread_job("post", Notice(
+                id=thread.fingerprint, alerts=tuple(_resolved(m, now) for m in gone)))])
+        return len(gone) < len(thread.firing())
 
     # ------------------------------------------------------------------ one thread, up to date
 

@@ -9,7 +9,8 @@ Documents
                                            source is "webhook" (the bot posted it; id: the
                                            Alertmanager group's, a hash of its groupKey) or
                                            "post" (Alertmanager posted it in Slack; id: the
-                                           alert's fingerprint)
+                                           post's (channel, ts) hashed; before, the alert's
+                                           fingerprint)
     command:{request}                      a slash command's answer (the post, once it is made)
     slack-channel:{name}                   the ID Slack answered for a channel addressed by name
     seen:post:{channel}:{ts}               an Alertmanager post whose work is done (Slack may
@@ -24,7 +25,7 @@ Logs
     audit                                  every request, preview, approval, refusal, cancel,
                                            expiry, execution and result (never expires)
 Sets
-    open-post-threads                      fingerprints whose Alertmanager-post thread is firing
+    open-post-threads                      ids of the firing threads under Alertmanager's posts
 Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each other)
     thread:{source}:{id}                   lane alerts: bring the alert's thread up to date with
                                            the newest notification (one job per thread, so work

@@ -620,3 +620,60 @@ async def test_a_post_in_a_channel_whose_name_slack_cannot_tell_now_is_answered_
     assert retry.status == 200
     await bot.threads.drain()
     assert len(thread(fake_slack, channel, "1732500555.000100")) == 1
+
+
+async def test_an_alertmanager_post_of_three_alerts_gets_one_thread_and_its_repeat_no_second(
+    bot, alertmanager, fake_slack, signing_secret
+):
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical",
+                                          "instance": f"pod-{i}"},
+                               "annotations": {"description": "Error rate is 7.3%"}} for i in range(3)])
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    post["attachments"][0]["title"] = "[FIRING:3] HighErrorRate checkout (critical)"
+    channel = fake_slack.channel_id("#alerts")
+
+    def posted(ts: str, attachments) -> None:
+        fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                                  "attachments": attachments, "channel": channel, "ts": ts})
+
+    posted("1732500999.000100", post["attachments"])
+    await fake_slack.deliveries_answered()
+    await bot.threads.drain()
+    (reply,) = thread(fake_slack, channel, "1732500999.000100")
+    assert "Investigation · HighErrorRate* — 3 alerts — 2 checks" in json.dumps(reply.blocks, ensure_ascii=False)
+
+    posted("1732504599.000100", post["attachments"])  # Alertmanager's repeat_interval: the group posted again
+    await fake_slack.deliveries_answered()
+    await bot.threads.drain()
+    assert thread(fake_slack, channel, "1732504599.000100") == []  # no second investigation
+
+    resolved = json.loads((FIXTURES / "slack-default-resolved.json").read_text())
+    alertmanager.post_alerts([{"labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical",
+                                          "instance": f"pod-{i}"}, "endsAt": "2026-01-01T00:00:00Z"} for i in range(3)])
+    posted("1732508199.000100", resolved["attachments"])
+    await fake_slack.deliveries_answered()
+    await bot.threads.drain()
+    replies = [m.text for m in thread(fake_slack, channel, "1732500999.000100")]
+    assert len(replies) == 2 and replies[-1].startswith(":white_check_mark: Resolved after ")
+
+
+async def test_an_alert_posted_firing_anew_ends_its_older_posts_thread_and_gets_a_new_one(
+    bot, alertmanager, fake_slack, signing_secret
+):
+    labels = {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"}
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    channel = fake_slack.channel_id("#alerts")
+    for ts in ("1732500999.000100", "1732590999.000100"):
+        alertmanager.post_alerts([{"labels": labels, "annotations": {"description": "Error rate is 7.3%"}}])
+        bot.runtime.clients.cache.clear()  # Alertmanager's answer is shared a few seconds: these are days apart
+        fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
+                                  "attachments": post["attachments"], "channel": channel, "ts": ts})
+        await fake_slack.deliveries_answered()
+        await bot.threads.drain()
+        # It ends quietly (send_resolved off) and fires again: Alertmanager gives it a new startsAt.
+        alertmanager.post_alerts([{"labels": labels, "endsAt": "2026-01-01T00:00:00Z"}])
+    old, new = thread(fake_slack, channel, "1732500999.000100"), thread(fake_slack, channel, "1732590999.000100")
+    assert len(old) == 2 and old[-1].text.startswith(":white_check_mark: Resolved after ")
+    assert len(new) == 1 and "Investigation · HighErrorRate" in json.dumps(new[0].blocks, ensure_ascii=False)
