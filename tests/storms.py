@@ -76,12 +76,15 @@ CHECKOUT_ALERT = {"alertname": "HighErrorRate", "service": "checkout", "severity
 POST_TS = "1732500999.000100"
 
 
-async def alertmanager_posts_checkout_alert(alertmanager: Any, fake_slack: Any, bot: Any, secret: str) -> str:
+async def alertmanager_posts_checkout_alert(alertmanager: Any, fake_slack: Any, bot: Any, secret: str,
+                                           severity: str = "critical") -> str:
     """HighErrorRate on checkout fires in Alertmanager, which posts it in #alerts (its default
     template, at POST_TS); the bot is told by a signed event. Returns the channel's ID."""
-    alertmanager.post_alerts([{"labels": CHECKOUT_ALERT, "annotations": {"description": "Error rate is 7.3%"}}])
+    labels = {**CHECKOUT_ALERT, "severity": severity}
+    alertmanager.post_alerts([{"labels": labels, "annotations": {"description": "Error rate is 7.3%"}}])
     fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", secret)
     post = json.loads((FIXTURES / "slack-default-firing.json").read_text())
+    post["attachments"][0]["title"] = post["attachments"][0]["title"].replace("(critical)", f"({severity})")
     channel = str(fake_slack.channel_id("#alerts"))
     fake_slack.deliver_event({"type": "message", "subtype": "bot_message", "bot_id": "B0AM", "text": "",
                               "attachments": post["attachments"], "channel": channel, "ts": POST_TS})

@@ -58,6 +58,7 @@ ROOTS_TTL = 30 * 86400.0
 # bot was not watching: newly deployed, or its store wiped); one that passes while the bot is down
 # after it saw the alert is escalated as soon as it is back.
 UNWATCHED_SECONDS = 3600.0
+CHECK_SECONDS = 300.0  # how often an Alertmanager post's firing alerts are looked up in its API
 OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
 RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
@@ -260,6 +261,8 @@ class Incidents:
                 for kind, due in deadlines.items() if kind not in unwatched])
         if thread.severity == "critical":
             await self._count_related(key, thread)
+        if thread.source == "post" and self.threads.fetch_active is not None:
+            await self._check_later(key, thread)
         starts_at = thread.starts_at
         return await change_thread(self.store, key, lambda t: t.replace(timers_set=True)
                                    if t is not None and t.starts_at == starts_at else t) or thread
@@ -268,7 +271,26 @@ class Incidents:
         """A thread resolved: its timers stop, and PagerDuty hears of it if it was paged."""
         for kind in ("ack", "resolve"):
             await self.store.cancel(keys.escalate(key, thread.starts_at, kind))
+        if thread.source == "post":
+            now = self._check_number(thread)
+            for number in range(now - 1, now + 3):  # the one pending is among these
+                await self.store.cancel(keys.escalate(key, thread.starts_at, f"check:{number}"))
         await self._page_followup(key, thread, "resolve")
+
+    def _check_number(self, thread: AlertThread) -> int:
+        """Checks of a post's alert against Alertmanager's API fall every CHECK_SECONDS from its start."""
+        start = datetime.fromisoformat(thread.starts_at).timestamp()
+        return int((self.clock.now() - start) // CHECK_SECONDS) + 1
+
+    async def _check_later(self, key: str, thread: AlertThread) -> None:
+        """The next look at Alertmanager's API for an Alertmanager post's alerts: a receiver without
+        resolved notifications never posts [RESOLVED], so the bot asks (every CHECK_SECONDS)."""
+        number = self._check_number(thread)
+        due = datetime.fromisoformat(thread.starts_at).timestamp() + number * CHECK_SECONDS
+        kind = f"check:{number}"
+        await self.worker.submit([NewJob(
+            id=keys.escalate(key, thread.starts_at, kind), kind=keys.KIND_ESCALATE, lane=keys.LANE_TIMERS,
+            payload={"thread": key, "starts_at": thread.starts_at, "kind": kind, "due": due}, due=due)])
 
     # ------------------------------------------------------------------ escalating
 
@@ -282,6 +304,10 @@ class Incidents:
         if kind == "manual":
             await self._escalate(key, thread, f"manual:{job.id}", "manual", str(p.get("reason") or ""),
                                  by=str(p.get("by") or ""))
+            return
+        if kind.startswith("check:"):
+            if thread.status == "firing" and await self.threads.still_active(thread):
+                await self._check_later(key, thread)
             return
         if thread.status != "firing" or (kind == "ack" and thread.acked_by):
             return

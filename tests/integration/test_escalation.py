@@ -15,7 +15,7 @@ from bot.state.clock import FakeClock
 from tests.integration.test_alert_threads import TOKEN, post_webhook, thread, webhook_body
 from tests.plugins.kube import seed_checkout_prod
 from tests.slack_requests import send_block_action, send_slash_command
-from tests.storms import CHECKOUT_ALERT, alertmanager_posts_checkout_alert, grouped, storm
+from tests.storms import CHECKOUT_ALERT, POST_TS, alertmanager_posts_checkout_alert, grouped, storm
 
 pytestmark = pytest.mark.integration
 
@@ -391,7 +391,7 @@ async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is
                            "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
     channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
     await settle(bot)
-    assert await bot.runtime.store.pending("timers") == 2
+    assert await bot.runtime.store.pending("timers") == 3  # the SLA's two, and the first look at the API
 
     # The receiver has send_resolved off: the alert ends in Alertmanager and nothing is posted.
     ended = datetime.fromtimestamp(time.time() - 1).astimezone().isoformat()
@@ -400,4 +400,26 @@ async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is
     assert pagerduty.requests == [] and not fake_slack.messages(MANAGERS)
     replies = [m.text for m in thread(fake_slack, channel, "1732500999.000100")]
     assert replies[-1].startswith(":white_check_mark: Resolved after ")
+    assert await bot.runtime.store.pending("timers") == 0
+
+
+async def test_an_alertmanager_post_of_an_info_alert_that_ended_quietly_is_resolved_by_a_look_at_the_api(
+    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+):
+    import time
+
+    seed_checkout_prod(kube)
+    clock = FakeClock(start=time.time())
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "CHATOPS_CONFIG": config(tmp_path)}, clock=clock)
+    labels = {**CHECKOUT_ALERT, "severity": "info"}  # no SLA: no deadline would ever look
+    channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret, "info")
+    await settle(bot)
+    await passes(clock, 5 * 60 + 30, bot)  # a look: still firing, so another is due
+    assert len(thread(fake_slack, channel, POST_TS)) == 1
+    ended = datetime.fromtimestamp(time.time() - 1).astimezone().isoformat()
+    alertmanager.post_alerts([{"labels": labels, "endsAt": ended}])
+    await passes(clock, 5 * 60, bot)
+    replies = [m.text for m in thread(fake_slack, channel, POST_TS)]
+    assert len(replies) == 2 and replies[-1].startswith(":white_check_mark: Resolved after ")
     assert await bot.runtime.store.pending("timers") == 0
