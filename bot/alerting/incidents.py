@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.actions.policy import ALLOWED, Decision
 from bot.alerting.state import THREAD_TTL, AlertThread, change_thread, load_thread
 from bot.errors import PermanentError
@@ -37,11 +39,11 @@ from bot.incidents.config import EscalationConfig
 from bot.incidents.pagerduty import PagerDuty, PagerDutyEvent, dedup_key
 from bot.slack.mrkdwn import code, link, safe, truncate
 from bot.slack.once import StoreLedger, post_once
-from bot.slack.poster import Poster
+from bot.slack.poster import Poster, slack_error
 from bot.slack.render import Message
 from bot.slack.tell import permalink, tell
 from bot.state import keys
-from bot.state.store import Job, NewJob, Store
+from bot.state.store import Job, NewJob, Store, Versioned
 from bot.state.worker import Worker
 from diagnostics.durations import spoken_duration
 from diagnostics.result import FileAttachment
@@ -62,6 +64,11 @@ CHECK_SECONDS = 300.0  # how often an Alertmanager post's firing alerts are look
 OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
 RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
+# Slack's answers for a channel the bot cannot post in: said once, not retried for hours.
+FIRED_AGAIN = ("This is an earlier firing of this alert: it has fired again since, in a new thread; "
+               "act there.")
+MAX_REASON = 500
+CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
 MayAck = Callable[[str], Awaitable[Decision]]
 
@@ -70,20 +77,32 @@ async def _anyone(user: str) -> Decision:
     return ALLOWED
 
 
-def ack_button(thread_key: str) -> dict[str, Any]:
-    return {"type": "button", "action_id": ACK, "value": thread_key, "style": "primary",
+def button_value(thread: AlertThread) -> str:
+    """A thread's button names its firing (the key and startsAt): a button of an older firing of the
+    same group or alert never acts on a newer one."""
+    return f"{thread.key}|{thread.starts_at}"
+
+
+def read_value(value: object) -> tuple[str, str]:
+    """(thread key, starts_at) from a button's value; ("", "") when it is not one of ours."""
+    key, _, starts_at = str(value or "").partition("|")
+    return (key, starts_at) if key.startswith("thread:") else ("", "")
+
+
+def ack_button(value: str) -> dict[str, Any]:
+    return {"type": "button", "action_id": ACK, "value": value, "style": "primary",
             "text": {"type": "plain_text", "text": "Acknowledge"}}
 
 
-def ack_blocks(thread_key: str) -> list[dict[str, Any]]:
-    return [{"type": "actions", "block_id": "ack", "elements": [ack_button(thread_key)]}]
+def ack_blocks(thread: AlertThread) -> list[dict[str, Any]]:
+    return [{"type": "actions", "block_id": "ack", "elements": [ack_button(button_value(thread))]}]
 
 
-def postmortem_blocks(text: str, thread_key: str) -> list[dict[str, Any]]:
+def postmortem_blocks(text: str, thread: AlertThread) -> list[dict[str, Any]]:
     """The resolution note with its Draft post-mortem button."""
     return [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}},
             {"type": "actions", "block_id": "postmortem", "elements": [
-                {"type": "button", "action_id": POSTMORTEM, "value": thread_key,
+                {"type": "button", "action_id": POSTMORTEM, "value": button_value(thread),
                  "text": {"type": "plain_text", "text": "Draft post-mortem"}}]}]
 
 
@@ -99,6 +118,13 @@ def acked_line(thread: AlertThread) -> str:
 def waited(thread: AlertThread) -> float:
     """Seconds from the alert's start to its acknowledgement."""
     return max(thread.acked_at - datetime.fromisoformat(thread.starts_at).timestamp(), 0.0)
+
+
+def same_firing(thread: AlertThread, payload: Mapping[str, Any]) -> bool:
+    """Is the thread as stored the firing the click or mention was about (its startsAt, or the
+    thread's root it was typed under)? A group or alert that fired again has a new thread."""
+    starts_at, root = str(payload.get("starts_at") or ""), str(payload.get("thread_ts") or "")
+    return (not starts_at or starts_at == thread.starts_at) and (not root or not thread.ts or root == thread.ts)
 
 
 def alert_dedup_key(thread: AlertThread) -> str:
@@ -160,12 +186,12 @@ class Incidents:
         """A click on Acknowledge: recorded as a job (Slack's retry of the click merges into it)."""
         user = body.get("user") if isinstance(body.get("user"), dict) else {}
         channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
-        thread_key, user_id = str(action.get("value") or ""), str((user or {}).get("id") or "")
-        if not thread_key.startswith("thread:") or not user_id:
+        (thread_key, starts_at), user_id = read_value(action.get("value")), str((user or {}).get("id") or "")
+        if not thread_key or not user_id:
             return False
         await self._submit_ack(thread_key, user_id, str(action.get("action_ts") or ""),
                                channel=str((channel or {}).get("id") or ""),
-                               response_url=str(body.get("response_url") or ""))
+                               response_url=str(body.get("response_url") or ""), starts_at=starts_at)
         return True
 
     async def ack_in_thread(self, channel: str, thread_ts: str, user: str, event_ts: str) -> bool:
@@ -182,11 +208,11 @@ class Incidents:
         return "This is not the thread of an alert I posted or answered, so there is nothing to acknowledge here."
 
     async def _submit_ack(self, thread_key: str, user: str, ts: str, *, channel: str, response_url: str = "",
-                          thread_ts: str = "") -> None:
+                          thread_ts: str = "", starts_at: str = "") -> None:
         await self.worker.submit([NewJob(
             id=keys.ack(thread_key, user, ts), kind=keys.KIND_ACK, lane=keys.LANE_INCIDENTS,
             payload={"thread": thread_key, "user": user, "channel": channel, "response_url": response_url,
-                     "thread_ts": thread_ts})])
+                     "thread_ts": thread_ts, "starts_at": starts_at})])
 
     async def _ack_job(self, job: Job) -> None:
         key, user, channel = str(job.payload["thread"]), str(job.payload["user"]), str(job.payload["channel"])
@@ -201,6 +227,9 @@ class Incidents:
             return
         if channel and channel != thread.channel:
             await say("This button belongs to an alert in another channel.")
+            return
+        if not same_firing(thread, job.payload):
+            await say(FIRED_AGAIN)
             return
         if thread.acked_job != job.id:
             refusal = self._why_not(thread) or (await self.may_ack(user)).reason
@@ -225,7 +254,7 @@ class Incidents:
         if thread.acked_by:
             return acked_line(thread).replace(":eyes: Acknowledged", "Already acknowledged") + "."
         if thread.status != "firing":
-            return f"{thread.alertname} has resolved already; there is nothing to acknowledge."
+            return f"{safe(thread.alertname)} has resolved already; there is nothing to acknowledge."
         return ""
 
     async def _acknowledged(self, key: str, thread: AlertThread) -> None:
@@ -234,18 +263,21 @@ class Incidents:
         text = f":eyes: Acknowledged by <@{thread.acked_by}> after {spoken_duration(waited(thread))}."
         await self.threads.post_in_thread(key, thread, "ack", Message(text=text, blocks=[]))
         if thread.source == "webhook" and thread.ts:
-            await self.threads.show(key, thread)
+            await self.threads.show(key)
         await self.store.cancel(keys.escalate(key, thread.starts_at, "ack"))
-        await self._page_followup(key, thread, "acknowledge")
+        await self.sync_pager(key, thread)  # after a page: acknowledge it
 
     # ------------------------------------------------------------------ the thread's life
 
     async def firing(self, key: str, thread: AlertThread) -> AlertThread:
         """A firing thread: its SLA's deadlines recorded as timers (once), and, when critical, the
         related-alerts count. Called by the thread job; safe to call again."""
-        if thread.timers_set or thread.status != "firing":
+        severity = thread.severity
+        if (thread.timers_set and thread.timers_for == severity) or thread.status != "firing":
             return thread
-        sla = self.escalation.sla(thread.severity)
+        # New, or its severity changed (a critical alert joined a warning group): the deadlines of
+        # the severity it has now (a timer recorded again keeps the earlier due time).
+        sla = self.escalation.sla(severity)
         if sla is not None:
             start, now = datetime.fromisoformat(thread.starts_at).timestamp(), self.clock.now()
             deadlines = {kind: start + seconds for kind, seconds in (("ack", sla[0]), ("resolve", sla[1]))}
@@ -259,12 +291,12 @@ class Incidents:
                 NewJob(id=keys.escalate(key, thread.starts_at, kind), kind=keys.KIND_ESCALATE, lane=keys.LANE_TIMERS,
                        payload={"thread": key, "starts_at": thread.starts_at, "kind": kind, "due": due}, due=due)
                 for kind, due in deadlines.items() if kind not in unwatched])
-        if thread.severity == "critical":
+        if severity.lower() == "critical" and thread.timers_for.lower() != "critical":
             await self._count_related(key, thread)
-        if thread.source == "post" and self.threads.fetch_active is not None:
+        if thread.source == "post" and self.threads.fetch_active is not None and not thread.timers_set:
             await self._check_later(key, thread)
         starts_at = thread.starts_at
-        return await change_thread(self.store, key, lambda t: t.replace(timers_set=True)
+        return await change_thread(self.store, key, lambda t: t.replace(timers_set=True, timers_for=severity)
                                    if t is not None and t.starts_at == starts_at else t) or thread
 
     async def resolved(self, key: str, thread: AlertThread) -> None:
@@ -275,7 +307,7 @@ class Incidents:
             now = self._check_number(thread)
             for number in range(now - 1, now + 3):  # the one pending is among these
                 await self.store.cancel(keys.escalate(key, thread.starts_at, f"check:{number}"))
-        await self._page_followup(key, thread, "resolve")
+        await self.sync_pager(key, thread)  # after a page: resolve it
 
     def _check_number(self, thread: AlertThread) -> int:
         """Checks of a post's alert against Alertmanager's API fall every CHECK_SECONDS from its start."""
@@ -302,8 +334,14 @@ class Incidents:
         if thread is None or (p.get("starts_at") and thread.starts_at != p["starts_at"]):
             return  # forgotten, or a later firing's thread: this deadline was the older one's
         if kind == "manual":
-            await self._escalate(key, thread, f"manual:{job.id}", "manual", str(p.get("reason") or ""),
-                                 by=str(p.get("by") or ""))
+            user, channel = str(p.get("by") or ""), str(p.get("channel") or thread.channel)
+            refusal = FIRED_AGAIN if not same_firing(thread, p) else (
+                "" if thread.status == "firing" else f"{safe(thread.alertname)} has resolved already: to open an "
+                "incident anyway, use `/ops escalate <reason>`.")
+            if refusal:
+                await tell(self.poster, channel, user, refusal, thread_ts=str(p.get("thread_ts") or ""))
+                return
+            await self._escalate(key, thread, f"manual:{job.id}", "manual", str(p.get("reason") or ""), by=user)
             return
         if kind.startswith("check:"):
             if thread.status == "firing" and await self.threads.still_active(thread):
@@ -313,7 +351,7 @@ class Incidents:
             return
         if thread.source == "post" and not await self.threads.still_active(thread):
             return  # its receiver sends no resolution: Alertmanager's API says it ended (resolved now)
-        if self.clock.now() - float(p.get("due") or 0) > OVERDUE_SECONDS:
+        if self.clock.now() - float(p.get("due") or 0) > OVERDUE_SECONDS and job.attempts <= 1:
             self.overdue()
         sla = self.escalation.sla(thread.severity) or (0.0, 0.0)
         within = spoken_duration(sla[0] if kind == "ack" else sla[1])
@@ -322,16 +360,20 @@ class Incidents:
     async def _escalate(self, key: str, thread: AlertThread, entry_id: str, kind: str, reason: str,
                         by: str = "") -> None:
         now = self.clock.now()
-        entry = {"id": entry_id, "kind": kind, "at": now, "reason": reason, "by": by,
-                 "dedup_key": alert_dedup_key(thread),
+        # A manual escalation is an incident of its own (it pages even when the alert's incident was
+        # acknowledged); the deadlines share the alert's: escalating twice pages once.
+        dedup = dedup_key("manual", f"{key}:{entry_id}") if kind == "manual" else alert_dedup_key(thread)
+        entry = {"id": entry_id, "kind": kind, "at": now, "reason": reason, "by": by, "dedup_key": dedup,
                  "pagerduty": "paging" if self.pager is not None else "not configured"}
+        if kind == "resolve" and thread.acked_by and self.pager is not None:
+            entry["pagerduty"] = "not paged again: acknowledged"  # the on-call has it; the managers are told
         starts_at = thread.starts_at
 
         def add(t: AlertThread | None) -> AlertThread | None:
             if t is None or t.starts_at != starts_at or any(e.get("id") == entry_id for e in t.escalations):
                 return t
-            if kind in WHY and (t.status != "firing" or (kind == "ack" and t.acked_by)):
-                return t  # acknowledged or resolved while this deadline was being decided: it wins
+            if t.status != "firing" or (kind == "ack" and t.acked_by):
+                return t  # acknowledged or resolved while this was being decided: it wins
             return t.replace(escalations=(*t.escalations, entry))
 
         thread = await change_thread(self.store, key, add) or thread
@@ -340,87 +382,150 @@ class Incidents:
             return
         if stored.get("at") == now:
             self.observe(kind)  # this run added it (a retry finds it added)
-        link_to = await permalink(self.poster, thread.channel, thread.ts) if thread.ts else ""
-        if self.pager is not None and stored.get("pagerduty") == "paging":  # not sent yet (or not known to be)
-            await self._page(PagerDutyEvent.trigger(
-                str(stored["dedup_key"]), f"{thread.alertname}: {reason}", _source(thread), thread.severity,
-                links=[(link_to, "Slack thread")] if link_to else (),
-                custom_details={"labels": dict(thread.labels), "alerts": len(thread.members()), "reason": reason}),
-                entry_id, thread_key=key, channel=thread.channel)
+        await self.sync_pager(key, thread)  # PagerDuty first: nothing below (Slack) may hold the page up
         managers = self.escalation.managers_channel
-        await post_once(self.poster, StoreLedger(self.store, key, ("posts", f"escalation:{entry_id}:managers"),
-                                                 THREAD_TTL),
-                        managers, *_managers_message(thread, stored, link_to, self.pager is not None), clock=self.clock)
-        paged = ("Paged the on-call through PagerDuty" if self.pager is not None
-                 else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
+        if self.pager is None:
+            paged = "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged"
+        elif stored.get("pagerduty") == "paging":
+            paged = "Paging the on-call through PagerDuty"
+        else:
+            paged = f"PagerDuty is not paged again (<@{thread.acked_by}> acknowledged it)"
         by_whom = f" by <@{by}>" if by else ""
-        note = f":rotating_light: Escalated{by_whom}: {safe(reason)}. {paged}; told {safe(managers)}."
+        note = f":rotating_light: Escalated{by_whom}: {safe(reason)}. {paged}; telling {safe(managers)}."
         await self.threads.post_in_thread(key, thread, f"escalation:{entry_id}", Message(text=note, blocks=[]))
+        link_to = await self._permalink(thread.channel, thread.ts)
+        await self._tell_managers(key, thread, f"escalation:{entry_id}:managers",
+                                  _managers_message(thread, stored, link_to, self.pager is not None))
 
-    async def _page_followup(self, key: str, thread: AlertThread, action: str) -> None:
-        """After an escalation paged PagerDuty: acknowledge or resolve the same incident."""
-        if self.pager is None or not any(e.get("pagerduty") != "not configured" for e in thread.escalations):
+    async def _permalink(self, channel: str, ts: str) -> str:
+        """The message's permalink, or "" (Slack failing is no reason to hold an escalation)."""
+        if not ts:
+            return ""
+        try:
+            return await permalink(self.poster, channel, ts)
+        except Exception as e:  # noqa: BLE001 - a link is a nicety
+            log.info("no permalink for %s in %s: %s", ts, channel, e)
+            return ""
+
+    async def _tell_managers(self, key: str, thread: AlertThread, name: str, text: str) -> None:
+        """The managers' channel told, once; a channel the bot can't post in is said in the thread
+        (once) and logged, not retried for hours."""
+        managers = self.escalation.managers_channel
+        try:
+            await post_once(self.poster, StoreLedger(self.store, key, ("posts", name), THREAD_TTL), managers, text,
+                            None, clock=self.clock)
+        except SlackApiError as e:
+            if slack_error(e) not in CANNOT_POST:
+                raise
+            log.warning("could not tell %s: %s (invite the bot, or set escalation.managers_channel)", managers,
+                        slack_error(e))
+            note = (f":warning: Could not tell {safe(managers)}: Slack answered `{safe(slack_error(e))}` "
+                    "(invite the bot there, or set `escalation.managers_channel`).")
+            await self.threads.post_in_thread(key, thread, f"{name}:failed", Message(text=note, blocks=[]))
+
+    async def sync_pager(self, key: str, thread: AlertThread) -> None:
+        """Bring PagerDuty up to date with the thread: one job per firing, so its events go out one
+        at a time, in order (trigger, acknowledge, resolve), each read from the thread when it runs."""
+        if self.pager is None or not any(e.get("pagerduty") == "paging" or e.get("sent")
+                                         for e in thread.escalations):
             return
-        event = (PagerDutyEvent.acknowledge if action == "acknowledge" else PagerDutyEvent.resolve)(
-            alert_dedup_key(thread))
-        await self._page(event, action, thread_key=key, channel=thread.channel)
+        await self.worker.submit([NewJob(
+            id=keys.page(key.removeprefix("thread:"), "sync", thread.starts_at), kind=keys.KIND_PAGE,
+            lane=keys.LANE_INCIDENTS, payload={"thread": key, "starts_at": thread.starts_at})])
 
-    async def _page(self, event: PagerDutyEvent, entry: str, *, thread_key: str = "", channel: str = "",
-                    thread_ts: str = "") -> None:
-        """One PagerDuty event, as its own job (retried while PagerDuty answers 429/5xx)."""
+    async def _page_job(self, job: Job) -> None:
+        p = job.payload
+        if "thread" not in p or "starts_at" not in p:
+            await self._page_event_job(job)
+            return
+        key = str(p["thread"])
+        thread = await load_thread(self.store, key)
+        if self.pager is None or thread is None or thread.starts_at != p["starts_at"]:
+            return
+        for entry in thread.escalations:
+            if entry.get("pagerduty") != "paging" and not entry.get("sent"):
+                continue  # not configured, or not paged (acknowledged before its deadline's turn)
+            await self._bring_up_to_date(key, thread, entry)
+            thread = await load_thread(self.store, key) or thread
+
+    async def _bring_up_to_date(self, key: str, thread: AlertThread, entry: Mapping[str, Any]) -> None:
+        """The events one escalation's incident still needs, in order; each recorded once sent."""
+        assert self.pager is not None
+        sent = tuple(entry.get("sent") or ())
+        wanted: list[str] = []
+        if "trigger" not in sent:
+            if thread.status == "firing" and (not thread.acked_by or entry.get("kind") == "manual"):
+                wanted.append("trigger")
+            else:  # acknowledged or resolved before the page went out: nobody needs waking
+                await self._mark(key, str(entry["id"]), pagerduty="not sent: acknowledged or resolved first")
+                return
+        opened = "trigger" in sent or wanted
+        if opened and thread.acked_by and "acknowledge" not in sent and thread.status == "firing":
+            wanted.append("acknowledge")
+        if opened and thread.status == "resolved" and "resolve" not in sent:
+            wanted.append("resolve")
+        for action in wanted:
+            if action == "trigger":
+                link_to = await self._permalink(thread.channel, thread.ts)
+                reason = str(entry.get("reason") or "")
+                event = PagerDutyEvent.trigger(
+                    str(entry["dedup_key"]), f"{thread.alertname}: {reason}", _source(thread), thread.severity,
+                    links=[(link_to, "Slack thread")] if link_to else (),
+                    custom_details={"labels": dict(thread.labels), "alerts": len(thread.members()), "reason": reason})
+            else:
+                event = (PagerDutyEvent.acknowledge if action == "acknowledge" else PagerDutyEvent.resolve)(
+                    str(entry["dedup_key"]))
+            try:
+                await self.pager.send(event)  # 429, 5xx, timeouts: TemporaryError, the job is retried
+            except PermanentError as e:
+                log.warning("%s", e)
+                text = f":warning: PagerDuty refused the {action}: {safe(str(e))}"
+                await self.threads.post_in_thread(key, thread, f"pagerduty-refused:{entry['id']}:{action}",
+                                                  Message(text=text, blocks=[]))
+                await self._mark(key, str(entry["id"]), sent=(*sent, action),
+                                 **({"pagerduty": f"refused: {e}"} if action == "trigger" else {}))
+                return
+            sent = (*sent, action)
+            outcome = {"trigger": "triggered", "acknowledge": "triggered, acknowledged",
+                       "resolve": "triggered, resolved"}[action]
+            await self._mark(key, str(entry["id"]), sent=sent, pagerduty=outcome)
+
+    async def _mark(self, key: str, entry_id: str, **changes: Any) -> None:
+        def mark(t: AlertThread | None) -> AlertThread | None:
+            if t is None:
+                return t
+            changed = tuple({**e, **changes} if e.get("id") == entry_id else e for e in t.escalations)
+            return t.replace(escalations=changed) if changed != t.escalations else t
+
+        await change_thread(self.store, key, mark)
+
+    async def _page(self, event: PagerDutyEvent, entry: str, *, channel: str = "", thread_ts: str = "") -> None:
+        """One PagerDuty event of an incident outside alert threads (manual, related), as its own job."""
         payload: dict[str, Any] = {"action": event.action, "dedup_key": event.dedup_key, "summary": event.summary,
                                    "source": event.source, "severity": event.severity,
                                    "links": [list(pair) for pair in event.links],
-                                   "details": dict(event.custom_details), "entry": entry, "thread": thread_key,
+                                   "details": dict(event.custom_details), "entry": entry,
                                    "channel": channel, "thread_ts": thread_ts}
         await self.worker.submit([NewJob(id=keys.page(event.dedup_key, event.action, entry), kind=keys.KIND_PAGE,
                                          lane=keys.LANE_INCIDENTS, payload=payload)])
 
-    async def _page_job(self, job: Job) -> None:
+    async def _page_event_job(self, job: Job) -> None:
         p = job.payload
         if self.pager is None:
             return
-        action = str(p["action"])
-        if action == "trigger":
-            event = PagerDutyEvent.trigger(str(p["dedup_key"]), str(p["summary"]), str(p["source"]),
-                                           str(p["severity"]), links=[(str(h), str(t)) for h, t in p["links"]],
-                                           custom_details=p.get("details") or {})
-        else:
-            event = (PagerDutyEvent.acknowledge if action == "acknowledge" else PagerDutyEvent.resolve)(
-                str(p["dedup_key"]))
+        event = PagerDutyEvent.trigger(str(p["dedup_key"]), str(p["summary"]), str(p["source"]),
+                                       str(p["severity"]), links=[(str(h), str(t)) for h, t in p["links"]],
+                                       custom_details=p.get("details") or {})
         try:
             await self.pager.send(event)  # 429, 5xx, timeouts: TemporaryError, the job is retried
         except PermanentError as e:
             log.warning("%s", e)
-            await self._refused(p, str(e))
-            return
-        if p.get("thread") and action == "trigger":
-            await self._set_paged(str(p["thread"]), str(p["entry"]), "triggered")
-
-    async def _refused(self, p: Mapping[str, Any], why: str) -> None:
-        """PagerDuty refused an event (400): said once, where the escalation was said."""
-        text = f":warning: PagerDuty refused the {p['action']}: {safe(why)}"
-        name = f"pagerduty-refused:{p['entry']}:{p['action']}"
-        if p.get("thread"):
-            thread = await load_thread(self.store, str(p["thread"]))
-            if thread is not None:
-                await self.threads.post_in_thread(thread.key, thread, name, Message(text=text, blocks=[]))
-                if p["action"] == "trigger":
-                    await self._set_paged(thread.key, str(p["entry"]), f"refused: {why}")
-            return
-        if p.get("channel"):
-            ledger = StoreLedger(self.store, keys.incident(str(p["entry"])), ("posts", name), THREAD_TTL)
-            await post_once(self.poster, ledger, str(p["channel"]), text, None, clock=self.clock,
-                            thread_ts=str(p.get("thread_ts") or "") or None)
-
-    async def _set_paged(self, key: str, entry_id: str, outcome: str) -> None:
-        def mark(t: AlertThread | None) -> AlertThread | None:
-            if t is None:
-                return t
-            changed = tuple({**e, "pagerduty": outcome} if e.get("id") == entry_id else e for e in t.escalations)
-            return t.replace(escalations=changed) if changed != t.escalations else t
-
-        await change_thread(self.store, key, mark)
+            if p.get("channel"):
+                name = f"pagerduty-refused:{p['entry']}"
+                ledger = StoreLedger(self.store, keys.incident(str(p["entry"])), ("posts", name), THREAD_TTL)
+                await post_once(self.poster, ledger, str(p["channel"]),
+                                f":warning: PagerDuty refused the page: {safe(str(e))}", None, clock=self.clock,
+                                thread_ts=str(p.get("thread_ts") or "") or None)
 
     # ------------------------------------------------------------------ escalating by hand
 
@@ -428,11 +533,13 @@ class Incidents:
         """`@ops escalate <reason>` in an alert's thread (a thread verb): escalate it now."""
         if not rest.strip():
             return "Say why: `escalate <reason>`, e.g. `escalate customers report failed checkouts`."
+        if len(rest) > MAX_REASON:
+            return f"The reason is {len(rest)} characters; at most {MAX_REASON}."
         found = await self.threads_at(channel, thread_ts)
         await self.worker.submit([NewJob(
             id=keys.escalate_now(k, origin), kind=keys.KIND_ESCALATE, lane=keys.LANE_INCIDENTS,
-            payload={"thread": k, "starts_at": "", "kind": "manual", "reason": rest[:500], "by": user})
-            for k in found])
+            payload={"thread": k, "starts_at": "", "kind": "manual", "reason": rest, "by": user,
+                     "channel": channel, "thread_ts": thread_ts}) for k in found])
         if found:
             return ""
         return ("This is not the thread of an alert I posted or answered; to open an incident from anywhere, "
@@ -446,54 +553,73 @@ class Incidents:
                      "response_url": response_url})])
 
     async def _manual_job(self, job: Job) -> None:
+        """`/ops escalate`: paged first (once: the incident's document says so), then said where it
+        was asked (or only to the person, where the bot cannot post) and in the managers' channel."""
         p = job.payload
         origin, reason, user, channel = str(p["origin"]), str(p["reason"]), str(p["user"]), str(p["channel"])
         doc = keys.incident(origin)
         managers = self.escalation.managers_channel
         paged = self.pager is not None
-        text = (f":rotating_light: <@{user}> opened an incident: {safe(reason)}. "
-                + ("Paged the on-call through PagerDuty" if paged
-                   else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
-                + f"; told {safe(managers)}.")
-        posted = await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "here"), THREAD_TTL), channel,
-                                 text, None, clock=self.clock)
-        link_to = await permalink(self.poster, posted.channel, posted.ts)
-        if paged:
+        current = await self.store.get(doc)
+        if paged and not (current is not None and current.value.get("paged")):
             await self._page(PagerDutyEvent.trigger(
                 dedup_key("manual", origin), f"Manual incident: {reason}", "chatops (/ops escalate)", "critical",
-                links=[(link_to, "Slack")] if link_to else (), custom_details={"opened_by": user}),
-                job.id, channel=posted.channel, thread_ts=posted.ts)
+                custom_details={"opened_by": user, "channel": channel}), job.id, channel=channel)
+            value = {**(current.value if current is not None else {}), "paged": True}
+            await self.store.put_if(doc, value, current.version if current is not None else None, ttl=THREAD_TTL)
+            if job.attempts <= 1:
+                self.observe("manual")
+        text = (f":rotating_light: <@{user}> opened an incident: {safe(reason)}. "
+                + ("Paging the on-call through PagerDuty" if paged
+                   else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
+                + f"; telling {safe(managers)}.")
+        link_to = ""
+        try:
+            posted = await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "here"), THREAD_TTL),
+                                     channel, text, None, clock=self.clock)
+            link_to = await self._permalink(posted.channel, posted.ts)
+        except SlackApiError as e:
+            if slack_error(e) not in CANNOT_POST:
+                raise
+            await tell(self.poster, channel, user, text, str(p.get("response_url") or ""))  # a DM, say
         managers_text = (f":rotating_light: *Incident opened by <@{user}>*: {safe(reason)}"
                          + (f" · {link(link_to, 'in Slack')}" if link_to else ""))
-        await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
-                        managers_text, None, clock=self.clock)
-        if job.attempts <= 1:
-            self.observe("manual")
+        try:
+            await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
+                            truncate(managers_text, 3000), None, clock=self.clock)
+        except SlackApiError as e:
+            if slack_error(e) not in CANNOT_POST:
+                raise
+            log.warning("could not tell %s of a manual incident: %s", managers, slack_error(e))
+            await tell(self.poster, channel, user, f":warning: Could not tell {safe(managers)}: Slack answered "
+                       f"`{safe(slack_error(e))}` (invite the bot there).", str(p.get("response_url") or ""))
 
     # ------------------------------------------------------------------ the post-mortem draft
 
     async def accept_postmortem_click(self, body: dict[str, Any], action: dict[str, Any]) -> bool:
         user = body.get("user") if isinstance(body.get("user"), dict) else {}
-        thread_key, user_id = str(action.get("value") or ""), str((user or {}).get("id") or "")
-        if not thread_key.startswith("thread:") or not user_id:
+        (thread_key, starts_at), user_id = read_value(action.get("value")), str((user or {}).get("id") or "")
+        if not thread_key or not user_id:
             return False
         channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
         await self._submit_postmortem(thread_key, str(action.get("action_ts") or user_id), user_id,
-                                      str((channel or {}).get("id") or ""), str(body.get("response_url") or ""))
+                                      str((channel or {}).get("id") or ""), str(body.get("response_url") or ""),
+                                      starts_at=starts_at)
         return True
 
     async def mention_postmortem(self, channel: str, thread_ts: str, user: str, rest: str, origin: str) -> str:
         """`@ops postmortem` in an alert's thread (a thread verb): draft it there."""
         found = await self.threads_at(channel, thread_ts)
         for thread_key in found:
-            await self._submit_postmortem(thread_key, origin, user, channel, "")
+            await self._submit_postmortem(thread_key, origin, user, channel, "", thread_ts=thread_ts)
         return "" if found else "This is not the thread of an alert I posted or answered: no post-mortem to draft."
 
     async def _submit_postmortem(self, thread_key: str, origin: str, user: str, channel: str,
-                                 response_url: str) -> None:
+                                 response_url: str, *, starts_at: str = "", thread_ts: str = "") -> None:
         await self.worker.submit([NewJob(
             id=keys.postmortem(thread_key, origin), kind=keys.KIND_POSTMORTEM, lane=keys.LANE_INCIDENTS,
-            payload={"thread": thread_key, "user": user, "channel": channel, "response_url": response_url})])
+            payload={"thread": thread_key, "user": user, "channel": channel, "response_url": response_url,
+                     "starts_at": starts_at, "thread_ts": thread_ts})])
 
     async def _postmortem_job(self, job: Job) -> None:
         """Drafted from the store (the thread document) and the audit trail, never from Slack's
@@ -504,9 +630,10 @@ class Incidents:
         p = job.payload
         key, user = str(p["thread"]), str(p["user"])
         thread = await load_thread(self.store, key)
-        if thread is None:
-            await tell(self.poster, str(p["channel"]), user, "This alert's thread is no longer known "
-                       "(threads are kept 30 days).", str(p.get("response_url") or ""))
+        if thread is None or not same_firing(thread, p):
+            await tell(self.poster, str(p["channel"]), user, FIRED_AGAIN if thread else "This alert's thread is "
+                       "no longer known (threads are kept 30 days).", str(p.get("response_url") or ""),
+                       str(p.get("thread_ts") or ""))
             return
         sla = self.escalation.sla(thread.severity)
         link_to = await permalink(self.poster, thread.channel, thread.ts) if thread.ts else ""
@@ -532,31 +659,48 @@ class Incidents:
         recent = await self.store.read_log(keys.CRITICAL_FIRED_LOG, since=since, limit=1000)
         threads = list(dict.fromkeys(str(dict(e.entry).get("thread")) for e in recent))
         if len(threads) >= related.count:
-            bucket = int(now // related.within_seconds)
+            # The incident still open (its last alert within the window) takes this one in; else a new one.
+            open_ = await self.store.get(keys.related_open())
+            if open_ is not None and now - float(open_.value.get("last") or 0) < related.within_seconds:
+                bucket = int(open_.value["bucket"])
+            else:
+                bucket = int(now // related.within_seconds)
+            await self.store.put(keys.related_open(), {"bucket": bucket, "last": now}, ttl=THREAD_TTL)
             await self.worker.submit([NewJob(id=keys.related(bucket), kind=keys.KIND_RELATED,
                                              lane=keys.LANE_INCIDENTS,
                                              payload={"bucket": bucket, "threads": threads})])
+
+    async def _join_related(self, doc: str, threads: list[str]) -> Versioned:
+        """The related incident's document, created or with the threads that joined it added."""
+        for _ in range(20):
+            current = await self.store.get(doc)
+            known = list(current.value["threads"]) if current is not None else []
+            joined = [t for t in threads if t not in known]
+            if not joined and current is not None:
+                return current
+            value = {**(current.value if current is not None else {"at": self.clock.now()}),
+                     "threads": known + joined}
+            if await self.store.put_if(doc, value, current.version if current is not None else None,
+                                       ttl=THREAD_TTL) and current is None:
+                self.observe("related")
+        raise RuntimeError(f"{doc}: gave up after 20 conflicting writes")
 
     async def _related_job(self, job: Job) -> None:
         """Related critical alerts, escalated once per window as one incident listing them."""
         bucket = int(job.payload["bucket"])
         doc = keys.related(bucket)
-        current = await self.store.get(doc)
-        if current is None:
-            await self.store.put_if(doc, {"threads": list(job.payload["threads"]), "at": self.clock.now()}, None,
-                                    ttl=THREAD_TTL)
-            current = await self.store.get(doc)
-            assert current is not None
-            self.observe("related")
+        current = await self._join_related(doc, [str(t) for t in job.payload["threads"]])
         listed = []
         every = list(current.value["threads"])
+        if every[:RELATED_LISTED] == []:
+            return
         for thread_key in every[:RELATED_LISTED]:
             found = await load_thread(self.store, str(thread_key))
             if found is not None:
                 listed.append(found)
         within = spoken_duration(self.escalation.related.within_seconds)
         reason = f"{len(every)} critical alerts within {within}"
-        names = ", ".join(dict.fromkeys(t.alertname for t in listed))
+        names = truncate(", ".join(dict.fromkeys(t.alertname for t in listed)), 300)
         links = []
         for t in listed:
             link_to = await permalink(self.poster, t.channel, t.ts) if t.ts else ""
@@ -575,7 +719,7 @@ class Incidents:
                         text, None, clock=self.clock)
         entry = {"id": doc, "kind": "related", "at": self.clock.now(), "reason": reason, "by": "",
                  "dedup_key": dedup_key("related", str(bucket)),
-                 "pagerduty": "paging" if self.pager is not None else "not configured"}
+                 "pagerduty": "paged as one related incident" if self.pager is not None else "not configured"}
 
         def add(x: AlertThread | None) -> AlertThread | None:
             if x is None or any(y.get("id") == doc for y in x.escalations):
@@ -595,7 +739,7 @@ def _source(thread: AlertThread) -> str:
     return f"{where or thread.alertname} (chatops)"
 
 
-def _managers_message(thread: AlertThread, entry: Mapping[str, Any], link_to: str, paged: bool) -> tuple[str, None]:
+def _managers_message(thread: AlertThread, entry: Mapping[str, Any], link_to: str, paged: bool) -> str:
     started = datetime.fromisoformat(thread.starts_at)
     for_how_long = spoken_duration(float(entry["at"]) - started.timestamp())
     text = (f":rotating_light: *{safe(thread.severity.upper() or 'ALERT')} · {safe(thread.alertname)}* "
@@ -603,4 +747,4 @@ def _managers_message(thread: AlertThread, entry: Mapping[str, Any], link_to: st
             f"{started.astimezone(timezone.utc).strftime('%H:%M UTC')})"
             + (f" · {link(link_to, 'the thread')}" if link_to else "")
             + ("" if paged else " · PagerDuty is not configured") + f" · {code(thread.fingerprint)}")
-    return truncate(text, 3000), None
+    return truncate(text, 3000)

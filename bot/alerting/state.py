@@ -133,7 +133,8 @@ class AlertThread:
                   seconds), and the job that did (its retry carries on; any other is told "already")
     escalations   each escalation, in order: {id, kind: "ack" | "resolve" | "related" | "manual", at,
                   reason, by, dedup_key, pagerduty: what PagerDuty answered or why it was not paged}
-    timers_set    the SLA's deadlines are recorded as durable timers (bot.alerting.incidents)
+    timers_set, timers_for  the SLA's deadlines are recorded as durable timers (bot.alerting.incidents),
+                  for this severity (a worse one joining the group records its tighter deadlines)
     """
 
     fingerprint: str
@@ -168,6 +169,7 @@ class AlertThread:
     acked_job: str = ""
     escalations: tuple[Mapping[str, Any], ...] = ()
     timers_set: bool = False
+    timers_for: str = ""
 
     # --------------------------------------------------------------- conversions
 

@@ -109,6 +109,7 @@ class AlertThreads:
         worker.handle(keys.KIND_THREAD, self._thread_job)
         worker.handle(keys.KIND_POST, self._post_job)
         worker.handle(keys.KIND_INVESTIGATE, self._investigate_job)
+        worker.handle(keys.KIND_RENDER_THREAD, self._render_job)
 
     @property
     def clock(self) -> Any:
@@ -239,12 +240,13 @@ class AlertThreads:
         if opening and not notice.firing and source == "post":
             return  # no thread of ours to resolve
         thread = await self._take(key, notice, job, before)
+        if thread.status == "firing" and self.incidents is not None:
+            # The SLA's timers and the related-alerts count first: paging must not wait on Slack.
+            thread = await self.incidents.firing(key, thread)
         if source == "webhook" and not thread.ts:
             thread = await self._post_alert(key, thread)
         elif source == "webhook" and thread.shown < thread.revision and thread.status == "firing":
-            thread = await self.show(key, thread)  # alerts joined or resolved: the post lists them
-        if thread.status == "firing" and self.incidents is not None:
-            thread = await self.incidents.firing(key, thread)  # the SLA's timers, related alerts
+            await self.show(key)  # alerts joined or resolved: the post lists them
         if thread.status == "firing" and not await self._resolving(job):
             await self._investigate(key, thread)
         if thread.status == "resolved":
@@ -334,7 +336,7 @@ class AlertThreads:
         lasted = self._lasted(thread) if thread.status == "resolved" else None
         acked, buttons = acked_line(thread), []
         if self.incidents is not None and thread.status == "firing" and not acked:
-            buttons = ack_blocks(thread.key)
+            buttons = ack_blocks(thread)
         return alert_message(view, self.links(view), resolved_after=lasted,
                              members=members if len(members) > 1 or thread.left_out else (),
                              left_out=thread.left_out, acked=acked, buttons=buttons)
@@ -348,12 +350,21 @@ class AlertThreads:
         return await self._change(key, thread, lambda t: t.replace(
             ts=posted.ts, channel=posted.channel, shown=max(t.shown, revision)))
 
-    async def show(self, key: str, thread: AlertThread) -> AlertThread:
-        """Edit the bot's post to list the thread's alerts as they are now (an edit is idempotent)."""
+    async def show(self, key: str) -> None:
+        """Have the bot's post show the thread as stored: by one job per thread, which reads the
+        thread when it runs (an edit never lands after a newer one; a failed one is retried)."""
+        await self.worker.submit([NewJob(id=keys.render_thread(key), kind=keys.KIND_RENDER_THREAD,
+                                         lane=keys.LANE_ALERTS, payload={"thread": key})])
+
+    async def _render_job(self, job: Job) -> None:
+        key = str(job.payload["thread"])
+        thread = await load_thread(self.store, key)
+        if thread is None or thread.source != "webhook" or not thread.ts:
+            return  # not posted (yet): the post shows the thread as it is then
         message = self._root_message(thread)
         await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
         revision = thread.revision
-        return await self._change(key, thread, lambda t: t.replace(shown=max(t.shown, revision)))
+        await change_thread(self.store, key, lambda t: t.replace(shown=max(t.shown, revision)) if t else t)
 
     async def _still_firing(self, key: str, thread: AlertThread) -> None:
         """A repeat notification: silent within the cool-down, then one note per cool-down window."""
@@ -383,17 +394,20 @@ class AlertThreads:
     async def _resolve(self, key: str, thread: AlertThread, note: str = "") -> None:
         """Edit the bot's own post to RESOLVED (always: an edit is idempotent, and a post found
         after a lost answer may read either way), then end the thread with a note, once."""
+        if self.incidents is not None:
+            await self.incidents.resolved(key, thread)  # timers stopped; PagerDuty told: before any Slack call
         lasted = self._lasted(thread)
-        if thread.source == "webhook":
+        if thread.source == "webhook" and note:
+            # An older firing's post, ended as a newer one opens at the same key: edited here, as the
+            # render job would read the newer firing.
             message = self._root_message(thread)
             await self.poster.update(thread.channel, thread.ts, message.text, message.blocks)
+        elif thread.source == "webhook":
+            await self.show(key)
         text = note or f":white_check_mark: Resolved after {spoken_duration(lasted)}."
-        blocks = postmortem_blocks(text, key) if self.incidents is not None else []
+        blocks = postmortem_blocks(text, thread) if self.incidents is not None else []
         await self._post_once(key, thread, "resolved", Message(text=text, blocks=blocks), thread_ts=thread.ts)
-        revision = thread.revision
-        await self._change(key, thread, lambda t: t.replace(resolved_noted=True, shown=max(t.shown, revision)))
-        if self.incidents is not None:
-            await self.incidents.resolved(key, thread)  # timers stopped; PagerDuty told if it was paged
+        await self._change(key, thread, lambda t: t.replace(resolved_noted=True))
 
     def _lasted(self, thread: AlertThread) -> float:
         started = datetime.fromisoformat(thread.starts_at).timestamp()
@@ -506,7 +520,7 @@ class AlertThreads:
         results: list[list[Result] | None] = [None] * len(steps)
         offers = self.offers(key, actions) if self.offers is not None and thread.round == 1 else []
         if self.incidents is not None and thread.source == "post" and thread.round == 1 and not thread.acked_by:
-            offers = ack_blocks(key) + offers  # Alertmanager's post can't carry the bot's button
+            offers = ack_blocks(thread) + offers  # Alertmanager's post can't carry the bot's button
         count, skipped, joined = len(thread.members()), thread.round_skipped, thread.round > 1
 
         def message() -> Message:

@@ -40,7 +40,8 @@ _SLACK_ID = re.compile(r"^[A-Z0-9]{2,30}$")
 _POST_VIA_RESPONSE_URL = {"not_in_channel", "channel_not_found", "is_archived"}
 RESPONSE_URL_TIMEOUT = 10
 MAX_MENTION = 4000  # characters of a mention's text read (as /ops text)
-_MENTIONS = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# The mentions a message to the bot starts with (`<@U0BOT> ack`); later ones are the text's own.
+_LEADING_MENTIONS = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*)+")
 ThreadVerb = Callable[[str, str, str, str, str], Awaitable[str]]
 
 
@@ -190,8 +191,8 @@ class CommandAnswers:
         p = job.payload
         channel, ts, thread_ts, user = str(p["channel"]), str(p.get("ts") or ""), str(p.get("thread_ts") or ""), \
             str(p.get("user") or "")
-        words = _MENTIONS.sub(" ", str(p.get("text") or "")).split()
-        verb = words[0].lower() if words else ""
+        words = _LEADING_MENTIONS.sub("", str(p.get("text") or "")).split()
+        verb = words[0].lower().rstrip(".,:;!?") if words else ""
         reply_to = thread_ts or ts
 
         async def reply(text: str) -> None:

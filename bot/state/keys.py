@@ -19,6 +19,8 @@ Documents
     thread-root:{channel}:{ts}             the alert threads (keys) whose root is that message, for a
                                            mention in the thread (`@ops ack`)
     related:{bucket}                       a related-alerts incident: the threads it lists, its posts
+    related-open                           the related-alerts incident alerts still join: its bucket and
+                                           when its last alert came (a window that slides)
 Logs
     critical-fired                         each critical thread opened: {thread, at} (related alerts)
     work-failed                            jobs given up on: id, kind, attempts, the last error
@@ -31,6 +33,8 @@ Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each 
                                            the newest notification (one job per thread, so work
                                            on one thread never runs twice at once)
     post:{channel}:{ts}                    lane alerts: match an Alertmanager post to its alerts
+    render-thread:{thread}                 lane alerts: edit the bot's alert post to show the thread
+                                           as stored (one job per thread: edits never overtake)
     investigate:{source}:{id}:{starts_at}[:{round}]
                                            lane investigations: run (a round of) the playbook in
                                            the thread
@@ -76,6 +80,7 @@ LANE_INCIDENTS = "incidents"
 KIND_THREAD = "alert-thread"
 KIND_POST = "alert-post"
 KIND_INVESTIGATE = "investigate"
+KIND_RENDER_THREAD = "alert-render"
 KIND_COMMAND = "command"
 KIND_MENTION = "mention"
 KIND_ACTION_REQUEST = "action-request"
@@ -185,3 +190,11 @@ def incident(origin: str) -> str:
 
 def postmortem(thread_key: str, origin: str) -> str:
     return f"postmortem:{thread_key.removeprefix('thread:')}:{origin}"
+
+
+def render_thread(thread_key: str) -> str:
+    return f"render-thread:{thread_key.removeprefix('thread:')}"
+
+
+def related_open() -> str:
+    return "related-open"

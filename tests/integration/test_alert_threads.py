@@ -515,10 +515,10 @@ async def test_a_refire_merged_into_a_resolution_waiting_to_retry_resolves_the_o
     retried = bot.runtime.metrics.work.labels(kind="alert-thread", outcome="retried")
     await post_webhook(http, bot, webhook_body())
     await bot.threads.drain()
-    fake_slack.outage("500", methods=["chat.update"])  # the resolution can't edit the alert post...
+    fake_slack.outage("500", methods=["chat.postMessage"])  # the resolution can't say so in the thread...
     await post_webhook(http, bot, webhook_body(status="resolved", endsAt="2026-11-25T00:05:12.618Z"))
     while retried._value.get() < 1:  # ...so its job waits 30 s to try again (barrier: recorded as retried)
-        await fake_slack.wait_for("chat.update", ok=False, count=1, timeout=10)
+        await fake_slack.wait_for("chat.postMessage", ok=False, count=1, timeout=10)
         await asyncio.sleep(0.01)
     fake_slack.recover()
     # It fires again meanwhile: the newer notification is merged into the waiting job, which runs now.

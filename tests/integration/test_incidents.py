@@ -191,3 +191,33 @@ async def test_two_replicas_sharing_redis_record_one_acknowledgement(start_bot, 
     notes = [m.text for m in thread(fake_slack, "#alerts-critical", root.ts) if "Acknowledged" in (m.text or "")]
     assert len(notes) == 1
     assert len(ephemerals_to(fake_slack, ALICE) + ephemerals_to(fake_slack, BOB)) == 1  # the other one is told
+
+
+async def test_a_button_of_an_earlier_firing_does_not_acknowledge_the_alert_firing_again(
+    bot, http, fake_slack, signing_secret
+):
+    old_root = await webhook_thread(http, bot, fake_slack)
+    old_button = ack_value(old_root)  # as someone's Slack still shows it
+    await post_webhook(http, bot, webhook_body(startsAt="2026-11-25T02:00:00.000Z"))  # it fired again since
+    await idle(bot)
+    await click_ack(http, bot, signing_secret, old_root, ALICE, old_button)
+    await idle(bot)
+    assert ephemerals_to(fake_slack, ALICE) == [
+        "This is an earlier firing of this alert: it has fired again since, in a new thread; act there."]
+    assert not [m for m in fake_slack.messages("#alerts-critical") if "Acknowledged" in (m.text or "")]
+
+
+async def test_a_mention_keeps_the_people_it_names_after_the_verb_and_a_verb_may_end_with_a_full_stop(
+    bot, http, fake_slack, signing_secret
+):
+    root = await webhook_thread(http, bot, fake_slack)
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    fake_slack.deliver_event({"type": "app_mention", "user": ALICE, "text": "<@U0BOT> ack.", "channel": root.channel,
+                              "ts": "1764000000.000800", "thread_ts": root.ts})
+    fake_slack.deliver_event({"type": "app_mention", "user": ALICE, "channel": root.channel, "ts": "1764000000.000900",
+                              "thread_ts": root.ts, "text": "<@U0BOT> escalate <@U0BOB00001> reports failed checkouts"})
+    await fake_slack.deliveries_answered()
+    await idle(bot)
+    texts = [m.text or "" for m in thread(fake_slack, "#alerts-critical", root.ts)]
+    assert any(t.startswith(f":eyes: Acknowledged by <@{ALICE}>") for t in texts)
+    assert any("Escalated by" in t and "&lt;@U0BOB00001&gt; reports failed checkouts" in t for t in texts), texts
