@@ -68,6 +68,14 @@ async def passes(clock: FakeClock, seconds: float, *bots, ran: int = 1) -> None:
     await settle(*bots)
 
 
+async def firing(start_bot, env, clock, http, fake_slack):
+    """A bot on the clock, and the thread of the checkout alert it was just notified of."""
+    bot = await start_bot(env, clock=clock)
+    await post_webhook(http, bot, webhook_body())
+    await settle(bot)
+    return bot, root_of(fake_slack)
+
+
 def root_of(fake_slack):
     (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
     return root
@@ -245,10 +253,7 @@ async def test_three_related_critical_alerts_within_10_min_escalate_once_as_one_
 async def test_escalating_by_hand_in_a_thread_and_from_anywhere(
     start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
 ):
-    bot = await start_bot(env, clock=clock)
-    await post_webhook(http, bot, webhook_body())
-    await settle(bot)
-    root = root_of(fake_slack)
+    bot, root = await firing(start_bot, env, clock, http, fake_slack)
     fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
     fake_slack.deliver_event({"type": "app_mention", "user": ALICE, "channel": root.channel, "ts": "1764000000.000700",
                               "thread_ts": root.ts, "text": "<@U0BOT> escalate customers report failed checkouts"})
@@ -427,10 +432,7 @@ async def test_an_alertmanager_post_of_an_info_alert_that_ended_quietly_is_resol
 async def test_an_acknowledgement_before_pagerduty_took_the_page_means_no_page_at_all(
     start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
 ):
-    bot = await start_bot(env, clock=clock)
-    await post_webhook(http, bot, webhook_body())
-    await settle(bot)
-    root = root_of(fake_slack)
+    bot, root = await firing(start_bot, env, clock, http, fake_slack)
     pagerduty.rate_limit(times=1, retry_after=5)  # the page waits its turn...
     retried = bot.runtime.metrics.work.labels(kind="incident-page", outcome="retried")
     clock.advance(5 * 60)
