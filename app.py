@@ -271,12 +271,15 @@ async def start_bot(settings: Settings, host: str = "0.0.0.0", sections: Section
 
 
 async def serve(settings: Settings, sections: Sections) -> int:
-    bot = await start_bot(settings, sections=sections)
-    freeze_start_up_objects()
+    # Handled from the first moment: a SIGTERM while starting (a rollout replacing a pod that is
+    # still warming up) lets the start finish, then stops cleanly, instead of killing the process.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    bot = await start_bot(settings, sections=sections)
+    if not stop.is_set():
+        freeze_start_up_objects()
     await stop.wait()
     await bot.stop()
     _exit_if_held_up(EXIT_DEADLINE_SECONDS)

@@ -159,8 +159,11 @@ async def test_a_deadline_that_passed_while_the_bot_was_down_escalates_once_it_i
     await first.stop()
     clock.advance(20 * 60)  # down through the deadline
     second = await start_bot(env, clock=clock)  # same STATE_URL
-    await pagerduty.wait_for(1)
+    async with asyncio.timeout(30):
+        while deadlines_handled(second) < 1:  # the deadline that passed while it was down, handled at start
+            await asyncio.sleep(0.02)
     await settle(second)
+    await pagerduty.wait_for(1)
     assert len(fake_slack.messages(MANAGERS)) == 1
     metrics = await (await http.get(f"http://127.0.0.1:{second.port}/metrics")).text()
     assert "chatops_timers_overdue_total 1.0" in metrics

@@ -244,3 +244,34 @@ async def test_a_leftover_non_daemon_thread_does_not_hold_up_the_exit_past_the_d
             await proc.wait()
     assert proc.returncode == 0, err.decode()
     assert "exit held up" in err.decode() and "stuck-library-thread" in err.decode()
+
+
+async def test_sigterm_while_the_bot_is_still_starting_exits_cleanly(fake_slack, signing_secret, unused_tcp_port,
+                                                                     tmp_path, kube):
+    # A rollout may stop a pod that is still warming up (loading the Kubernetes client's classes):
+    # before, the signal arrived before its handler existed and killed the process (-15).
+    env = {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "SLACK_BOT_TOKEN": fake_slack.bot_token,
+           "SLACK_SIGNING_SECRET": signing_secret, "SLACK_API_URL": fake_slack.api_url,
+           "PORT": str(unused_tcp_port), "KUBECONFIG": kube.kubeconfig_path}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "app.py"), env=_env(env), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+            while True:  # until /readyz says it is starting: the warm-up is under way
+                try:
+                    async with http.get(f"http://127.0.0.1:{unused_tcp_port}/readyz") as answer:
+                        body = await answer.json()
+                        assert answer.status == 503 and body.get("starting"), body  # caught while starting
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 40)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert "stopped" in err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
