@@ -410,18 +410,26 @@ class Incidents:
     async def _tell_managers(self, key: str, thread: AlertThread, name: str, text: str) -> None:
         """The managers' channel told, once; a channel the bot can't post in is said in the thread
         (once) and logged, not retried for hours."""
+        refused = await self._post_to_managers(key, name, text)
+        if refused:
+            note = (f":warning: Could not tell {safe(self.escalation.managers_channel)}: Slack answered "
+                    f"`{safe(refused)}` (invite the bot there, or set `escalation.managers_channel`).")
+            await self.threads.post_in_thread(key, thread, f"{name}:failed", Message(text=note, blocks=[]))
+
+    async def _post_to_managers(self, doc: str, name: str, text: str) -> str:
+        """Post once in the managers' channel (the record in `doc`'s posts); Slack's answer when the
+        bot cannot post there (logged, not retried for hours: the caller says so), else ""."""
         managers = self.escalation.managers_channel
         try:
-            await post_once(self.poster, StoreLedger(self.store, key, ("posts", name), THREAD_TTL), managers, text,
-                            None, clock=self.clock)
+            await post_once(self.poster, StoreLedger(self.store, doc, ("posts", name), THREAD_TTL), managers,
+                            truncate(text, 3000), None, clock=self.clock)
         except SlackApiError as e:
             if slack_error(e) not in CANNOT_POST:
                 raise
             log.warning("could not tell %s: %s (invite the bot, or set escalation.managers_channel)", managers,
                         slack_error(e))
-            note = (f":warning: Could not tell {safe(managers)}: Slack answered `{safe(slack_error(e))}` "
-                    "(invite the bot there, or set `escalation.managers_channel`).")
-            await self.threads.post_in_thread(key, thread, f"{name}:failed", Message(text=note, blocks=[]))
+            return slack_error(e)
+        return ""
 
     async def sync_pager(self, key: str, thread: AlertThread) -> None:
         """Bring PagerDuty up to date with the thread: one job per firing, so its events go out one
@@ -584,15 +592,10 @@ class Incidents:
             await tell(self.poster, channel, user, text, str(p.get("response_url") or ""))  # a DM, say
         managers_text = (f":rotating_light: *Incident opened by <@{user}>*: {safe(reason)}"
                          + (f" · {link(link_to, 'in Slack')}" if link_to else ""))
-        try:
-            await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
-                            truncate(managers_text, 3000), None, clock=self.clock)
-        except SlackApiError as e:
-            if slack_error(e) not in CANNOT_POST:
-                raise
-            log.warning("could not tell %s of a manual incident: %s", managers, slack_error(e))
+        refused = await self._post_to_managers(doc, "managers", managers_text)
+        if refused:
             await tell(self.poster, channel, user, f":warning: Could not tell {safe(managers)}: Slack answered "
-                       f"`{safe(slack_error(e))}` (invite the bot there).", str(p.get("response_url") or ""))
+                       f"`{safe(refused)}` (invite the bot there).", str(p.get("response_url") or ""))
 
     # ------------------------------------------------------------------ the post-mortem draft
 
@@ -715,8 +718,7 @@ class Incidents:
         more = f"\n… and {len(every) - len(listed)} more" if len(every) > len(listed) else ""
         text = truncate(f":rotating_light: *{reason}*, escalated as one incident:\n" + "\n".join(links) + more,
                         3000)
-        await post_once(self.poster, StoreLedger(self.store, doc, ("posts", "managers"), THREAD_TTL), managers,
-                        text, None, clock=self.clock)
+        await self._post_to_managers(doc, "managers", text)
         entry = {"id": doc, "kind": "related", "at": self.clock.now(), "reason": reason, "by": "",
                  "dedup_key": dedup_key("related", str(bucket)),
                  "pagerduty": "paged as one related incident" if self.pager is not None else "not configured"}

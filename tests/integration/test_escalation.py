@@ -467,3 +467,49 @@ async def test_the_deadlines_are_recorded_and_page_even_while_slack_refuses_the_
     clock.advance(5 * 60)
     (trigger,) = await pagerduty.wait_for(1)
     assert "not acknowledged within 5 min" in trigger["payload"]["summary"] and "links" not in trigger
+
+
+async def test_a_managers_channel_the_bot_is_not_in_is_said_once_in_the_thread_and_the_page_still_goes_out(
+    start_bot, env, clock, http, fake_slack, pagerduty
+):
+    fake_slack.not_in_channel.add(MANAGERS)
+    bot, root = await firing(start_bot, env, clock, http, fake_slack)
+    await passes(clock, 5 * 60, bot)
+    await pagerduty.wait_for(1)
+    (said,) = notes(fake_slack, root, "Could not tell")
+    assert said == (":warning: Could not tell #engineering-managers: Slack answered `not_in_channel` (invite the "
+                    "bot there, or set `escalation.managers_channel`).")
+    failed = bot.runtime.metrics.work.labels(kind="incident-escalate", outcome="retried")._value.get()
+    assert failed == 0  # said, not retried for hours
+
+
+async def test_an_alertmanager_posts_alert_still_firing_at_its_deadline_is_escalated_in_that_thread(
+    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+):
+    import time
+
+    seed_checkout_prod(kube)
+    clock = FakeClock(start=time.time())
+    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
+                           "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
+                           "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
+    channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
+    await settle(bot)
+    await passes(clock, 5 * 60 + 30, bot, ran=2)  # the first look at the API (still firing) and the deadline
+    (trigger,) = await pagerduty.wait_for(1)
+    assert "not acknowledged within 5 min" in trigger["payload"]["summary"]
+    notes_ = [m.text for m in thread(fake_slack, channel, POST_TS) if "Escalated" in (m.text or "")]
+    assert len(notes_) == 1 and len(fake_slack.messages(MANAGERS)) == 1
+
+
+async def test_a_post_mortem_asked_for_with_a_mention_in_the_thread_is_uploaded_there(
+    start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
+):
+    bot, root = await firing(start_bot, env, clock, http, fake_slack)
+    fake_slack.deliver_events_to(f"http://127.0.0.1:{bot.port}/slack/events", signing_secret)
+    fake_slack.deliver_event({"type": "app_mention", "user": ALICE, "text": "<@U0BOT> postmortem",
+                              "channel": root.channel, "ts": "1764000000.001000", "thread_ts": root.ts})
+    await fake_slack.deliveries_answered()
+    await settle(bot)
+    (file,) = fake_slack.files
+    assert file.thread_ts == root.ts and "**Still firing** when this draft was made" in (file.content or b"").decode()
