@@ -76,6 +76,15 @@ async def firing(start_bot, env, clock, http, fake_slack):
     return bot, root_of(fake_slack)
 
 
+@pytest.fixture
+async def am_bot(start_bot, env, alertmanager):
+    """A bot reading Alertmanager's posts, on a clock started now (Alertmanager stamps real times)."""
+    import time
+
+    clock = FakeClock(start=time.time())
+    return await start_bot({**env, "ALERTMANAGER_URL": alertmanager.url}, clock=clock), clock
+
+
 def root_of(fake_slack):
     (root,) = [m for m in fake_slack.messages("#alerts-critical") if m.thread_ts is None]
     return root
@@ -387,15 +396,11 @@ async def test_an_acknowledgement_that_lands_while_the_deadline_is_decided_wins(
 
 
 async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is_resolved_not_escalated(
-    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+    am_bot, alertmanager, http, fake_slack, pagerduty, signing_secret
 ):
     import time
 
-    seed_checkout_prod(kube)
-    clock = FakeClock(start=time.time())
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
-                           "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
-                           "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
+    bot, clock = am_bot
     channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
     await settle(bot)
     assert await bot.runtime.store.pending("timers") == 3  # the SLA's two, and the first look at the API
@@ -411,14 +416,11 @@ async def test_an_alertmanager_post_whose_alert_ended_without_a_resolved_post_is
 
 
 async def test_an_alertmanager_post_of_an_info_alert_that_ended_quietly_is_resolved_by_a_look_at_the_api(
-    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+    am_bot, alertmanager, http, fake_slack, pagerduty, signing_secret
 ):
     import time
 
-    seed_checkout_prod(kube)
-    clock = FakeClock(start=time.time())
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
-                           "CHATOPS_CONFIG": config(tmp_path)}, clock=clock)
+    bot, clock = am_bot
     labels = {**CHECKOUT_ALERT, "severity": "info"}  # no SLA: no deadline would ever look
     channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret, "info")
     await settle(bot)
@@ -484,15 +486,10 @@ async def test_a_managers_channel_the_bot_is_not_in_is_said_once_in_the_thread_a
 
 
 async def test_an_alertmanager_posts_alert_still_firing_at_its_deadline_is_escalated_in_that_thread(
-    start_bot, bot_env, kube, tmp_path, alertmanager, http, fake_slack, pagerduty, signing_secret
+    am_bot, alertmanager, http, fake_slack, pagerduty, signing_secret
 ):
-    import time
 
-    seed_checkout_prod(kube)
-    clock = FakeClock(start=time.time())
-    bot = await start_bot({**bot_env, "KUBECONFIG": kube.kubeconfig_path, "ALERTMANAGER_URL": alertmanager.url,
-                           "CHATOPS_CONFIG": config(tmp_path), "PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
-                           "PAGERDUTY_EVENTS_URL": pagerduty.url}, clock=clock)
+    bot, clock = am_bot
     channel = await alertmanager_posts_checkout_alert(alertmanager, fake_slack, bot, signing_secret)
     await settle(bot)
     await passes(clock, 5 * 60 + 30, bot, ran=2)  # the first look at the API (still firing) and the deadline
