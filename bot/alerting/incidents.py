@@ -308,6 +308,21 @@ class Incidents:
             for number in range(now - 1, now + 3):  # the one pending is among these
                 await self.store.cancel(keys.escalate(key, thread.starts_at, f"check:{number}"))
         await self.sync_pager(key, thread)  # after a page: resolve it
+        for entry in thread.escalations:
+            if entry.get("kind") == "related":
+                await self._related_resolved(str(entry["id"]), str(entry["dedup_key"]))
+
+    async def _related_resolved(self, doc: str, dedup: str) -> None:
+        """A related incident whose threads have all resolved is resolved in PagerDuty (once)."""
+        current = await self.store.get(doc)
+        if current is None or current.value.get("resolved") or self.pager is None:
+            return
+        for thread_key in current.value.get("threads") or []:
+            other = await load_thread(self.store, str(thread_key))
+            if other is not None and other.status == "firing":
+                return  # one still fires: the incident stays open
+        await self._page(PagerDutyEvent.resolve(dedup), doc)
+        await self.store.put_if(doc, {**current.value, "resolved": True}, current.version, ttl=THREAD_TTL)
 
     def _check_number(self, thread: AlertThread) -> int:
         """Checks of a post's alert against Alertmanager's API fall every CHECK_SECONDS from its start."""
@@ -521,9 +536,12 @@ class Incidents:
         p = job.payload
         if self.pager is None:
             return
-        event = PagerDutyEvent.trigger(str(p["dedup_key"]), str(p["summary"]), str(p["source"]),
-                                       str(p["severity"]), links=[(str(h), str(t)) for h, t in p["links"]],
-                                       custom_details=p.get("details") or {})
+        if p["action"] == "resolve":
+            event = PagerDutyEvent.resolve(str(p["dedup_key"]))
+        else:
+            event = PagerDutyEvent.trigger(str(p["dedup_key"]), str(p["summary"]), str(p["source"]),
+                                           str(p["severity"]), links=[(str(h), str(t)) for h, t in p["links"]],
+                                           custom_details=p.get("details") or {})
         try:
             await self.pager.send(event)  # 429, 5xx, timeouts: TemporaryError, the job is retried
         except PermanentError as e:

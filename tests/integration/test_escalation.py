@@ -261,6 +261,21 @@ async def test_three_related_critical_alerts_within_10_min_escalate_once_as_one_
     assert len(noted) == 4  # the fourth joined the open incident
     assert len(pagerduty.events) == 1 and len(fake_slack.messages(MANAGERS)) == 1  # one page, told once
 
+    groups = grouped(storm(4), 4)
+    for group in groups[:3]:
+        await post_webhook(http, bot, resolved_group(group))
+    await settle(bot)
+    assert pagerduty.incident(related["dedup_key"]).open  # one of its alerts still fires
+    await post_webhook(http, bot, resolved_group(groups[3]))
+    await settle(bot)
+    (_, resolve) = await pagerduty.wait_for(2)
+    assert resolve["event_action"] == "resolve" and not pagerduty.incident(related["dedup_key"]).open
+
+
+def resolved_group(group: dict) -> dict:
+    alerts = [{**a, "status": "resolved", "endsAt": "2026-11-25T00:05:12.618Z"} for a in group["alerts"]]
+    return {**group, "status": "resolved", "alerts": alerts}
+
 
 async def test_escalating_by_hand_in_a_thread_and_from_anywhere(
     start_bot, env, clock, http, fake_slack, pagerduty, signing_secret
