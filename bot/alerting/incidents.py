@@ -14,13 +14,16 @@ timers, due at startsAt + ack_minutes and + resolve_minutes (`escalate:…:ack|r
 timers: a restart keeps them; a deadline passed while the bot was down is due at once; a lease
 gives each to one replica). A timer whose thread was acknowledged (ack) or resolved does nothing.
 Otherwise the escalation is appended to the thread by compare-and-set (once per kind: a second
-run finds it), then, each step safe to repeat: a PagerDuty trigger (its own job, `page:…`,
-retried on 429/5xx; a 400 is said once in the thread), the managers' channel told (posted once)
-and a note in the thread. The PagerDuty dedup_key is the thread's firing (group or alert, and its
-startsAt), so a second escalation of one alert never pages twice; acknowledging the thread after
-an escalation sends `acknowledge`, its resolution `resolve`. Also: `@ops escalate <reason>` in a
-thread, `/ops escalate <reason>` anywhere (a manual incident), and N distinct critical alerts
-within M minutes, escalated once as one incident (`related:{bucket}`).
+run finds it, and an acknowledgement or resolution stored meanwhile refuses it), then, each step
+safe to repeat: PagerDuty brought up to date (one sync job per firing, `page:…:sync:…`, which reads
+the thread when it runs and sends trigger, acknowledge, resolve in that order, each once; never a
+trigger after an acknowledgement or resolution; retried on 429/5xx, a 400 said once in the
+thread), a note in the thread, the managers' channel told (posted once; a channel the bot cannot
+post in is said in the thread). PagerDuty goes first: Slack failing never holds a page up. The
+dedup_key is the thread's firing (group or alert, and its startsAt), so two deadlines page once.
+Also: `@ops escalate <reason>` in a thread (an incident of its own), `/ops escalate <reason>`
+anywhere (a manual incident), and N distinct critical alerts within M minutes, escalated once as
+one incident that later ones join (`related:{bucket}`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from bot.slack.poster import Poster, slack_error
 from bot.slack.render import Message
 from bot.slack.tell import permalink, tell
 from bot.state import keys
-from bot.state.store import Job, NewJob, Store, Versioned
+from bot.state.store import JSON, Job, NewJob, Store, Versioned, change_document
 from bot.state.worker import Worker
 from diagnostics.durations import spoken_duration
 from diagnostics.result import FileAttachment
@@ -64,10 +67,11 @@ CHECK_SECONDS = 300.0  # how often an Alertmanager post's firing alerts are look
 OVERDUE_SECONDS = 30.0  # a deadline handled later than this counts as overdue (/metrics)
 RELATED_LISTED = 10  # threads of a related-alerts incident listed (and noted); the rest counted
 WHY = {"ack": "not acknowledged within {}", "resolve": "not resolved within {}"}
-# Slack's answers for a channel the bot cannot post in: said once, not retried for hours.
 FIRED_AGAIN = ("This is an earlier firing of this alert: it has fired again since, in a new thread; "
                "act there.")
+NOT_CONFIGURED = "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged"
 MAX_REASON = 500
+# Slack's answers for a channel the bot cannot post in: said once, not retried for hours.
 CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
 MayAck = Callable[[str], Awaitable[Decision]]
@@ -150,6 +154,7 @@ class Incidents:
         worker.handle(keys.KIND_ACK, self._ack_job)
         worker.handle(keys.KIND_ESCALATE, self._escalate_job)
         worker.handle(keys.KIND_PAGE, self._page_job)
+        worker.handle(keys.KIND_PAGE_SYNC, self._sync_job)
         worker.handle(keys.KIND_RELATED, self._related_job)
         worker.handle(keys.KIND_MANUAL, self._manual_job)
         worker.handle(keys.KIND_POSTMORTEM, self._postmortem_job)
@@ -164,16 +169,11 @@ class Incidents:
     async def remember_root(self, channel: str, ts: str, thread_key: str) -> None:
         """The message (channel, ts) is the root of the thread `thread_key` (one post may root the
         threads of several alerts: Alertmanager's post of a group)."""
-        key = keys.thread_root(channel, ts)
-        for _ in range(20):
-            current = await self.store.get(key)
-            threads = list(current.value.get("threads") or []) if current is not None else []
-            if thread_key in threads:
-                return
-            if await self.store.put_if(key, {"threads": [*threads, thread_key]},
-                                       current.version if current else None, ttl=ROOTS_TTL):
-                return
-        raise RuntimeError(f"{key}: gave up after 20 conflicting writes")
+        def add(doc: JSON | None) -> JSON | None:
+            threads = list((doc or {}).get("threads") or [])
+            return doc if thread_key in threads else {"threads": [*threads, thread_key]}
+
+        await change_document(self.store, keys.thread_root(channel, ts), add, ttl=ROOTS_TTL)
 
     async def threads_at(self, channel: str, ts: str) -> list[str]:
         """The alert threads rooted at the message (channel, ts): a mention in a thread names its root."""
@@ -400,7 +400,7 @@ class Incidents:
         await self.sync_pager(key, thread)  # PagerDuty first: nothing below (Slack) may hold the page up
         managers = self.escalation.managers_channel
         if self.pager is None:
-            paged = "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged"
+            paged = NOT_CONFIGURED
         elif stored.get("pagerduty") == "paging":
             paged = "Paging the on-call through PagerDuty"
         else:
@@ -453,14 +453,11 @@ class Incidents:
                                          for e in thread.escalations):
             return
         await self.worker.submit([NewJob(
-            id=keys.page(key.removeprefix("thread:"), "sync", thread.starts_at), kind=keys.KIND_PAGE,
+            id=keys.page(key.removeprefix("thread:"), "sync", thread.starts_at), kind=keys.KIND_PAGE_SYNC,
             lane=keys.LANE_INCIDENTS, payload={"thread": key, "starts_at": thread.starts_at})])
 
-    async def _page_job(self, job: Job) -> None:
+    async def _sync_job(self, job: Job) -> None:
         p = job.payload
-        if "thread" not in p or "starts_at" not in p:
-            await self._page_event_job(job)
-            return
         key = str(p["thread"])
         thread = await load_thread(self.store, key)
         if self.pager is None or thread is None or thread.starts_at != p["starts_at"]:
@@ -532,7 +529,7 @@ class Incidents:
         await self.worker.submit([NewJob(id=keys.page(event.dedup_key, event.action, entry), kind=keys.KIND_PAGE,
                                          lane=keys.LANE_INCIDENTS, payload=payload)])
 
-    async def _page_event_job(self, job: Job) -> None:
+    async def _page_job(self, job: Job) -> None:
         p = job.payload
         if self.pager is None:
             return
@@ -596,8 +593,7 @@ class Incidents:
             if job.attempts <= 1:
                 self.observe("manual")
         text = (f":rotating_light: <@{user}> opened an incident: {safe(reason)}. "
-                + ("Paging the on-call through PagerDuty" if paged
-                   else "PagerDuty is not configured (PAGERDUTY_ROUTING_KEY), so nobody was paged")
+                + ("Paging the on-call through PagerDuty" if paged else NOT_CONFIGURED)
                 + f"; telling {safe(managers)}.")
         link_to = ""
         try:
@@ -693,18 +689,22 @@ class Incidents:
 
     async def _join_related(self, doc: str, threads: list[str]) -> Versioned:
         """The related incident's document, created or with the threads that joined it added."""
-        for _ in range(20):
-            current = await self.store.get(doc)
-            known = list(current.value["threads"]) if current is not None else []
+        now, created = self.clock.now(), [False]
+
+        def join(value: JSON | None) -> JSON | None:
+            known = list((value or {}).get("threads") or [])
             joined = [t for t in threads if t not in known]
-            if not joined and current is not None:
-                return current
-            value = {**(current.value if current is not None else {"at": self.clock.now()}),
-                     "threads": known + joined}
-            if await self.store.put_if(doc, value, current.version if current is not None else None,
-                                       ttl=THREAD_TTL) and current is None:
-                self.observe("related")
-        raise RuntimeError(f"{doc}: gave up after 20 conflicting writes")
+            if value is not None and not joined:
+                return value
+            created[0] = value is None
+            return {**(value or {"at": now}), "threads": known + joined}
+
+        await change_document(self.store, doc, join, ttl=THREAD_TTL)
+        if created[0]:
+            self.observe("related")
+        current = await self.store.get(doc)
+        assert current is not None
+        return current
 
     async def _related_job(self, job: Job) -> None:
         """Related critical alerts, escalated once per window as one incident listing them."""

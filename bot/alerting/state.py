@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,10 +24,9 @@ from bot.alerting.model import Alert, AlertStatus, Notification, alert_from_doc,
 from bot.slack.once import PostRecord
 from bot.state.keys import ThreadSource
 from bot.state.keys import thread as thread_key
-from bot.state.store import Store
+from bot.state.store import Store, change_document
 
 THREAD_TTL = 30 * 86400.0  # a thread is remembered a month after its last change, then forgotten
-MAX_CHANGE_ATTEMPTS = 50
 
 Investigation = Literal["pending", "done", "skipped"]
 SEVERITY_ORDER = ("critical", "warning", "info")
@@ -196,10 +194,6 @@ class AlertThread:
         return cls(**values)
 
     @classmethod
-    def open(cls, alert: Alert, source: ThreadSource, channel: str, ts: str, now: float) -> AlertThread:
-        return cls.open_notice(Notice.of_alert(alert), source, channel, ts, now)
-
-    @classmethod
     def open_notice(cls, notice: Notice, source: ThreadSource, channel: str, ts: str,
                     now: float) -> AlertThread:
         """A new thread for the notice's alerts; resolved (nothing to investigate) when none fires."""
@@ -242,10 +236,6 @@ class AlertThread:
 
     def firing(self) -> list[Alert]:
         return [a for a in self.members() if a.status == "firing"]
-
-    def is_for(self, alert: Alert) -> bool:
-        """Is this the thread of that very firing (not of an older one of the same alert)?"""
-        return alert.starts_at is None or self.starts_at == iso(alert.starts_at)
 
     def continues(self, notice: Notice) -> bool:
         """Does the notice belong to this thread's firing, rather than open a new thread?
@@ -312,9 +302,6 @@ class AlertThread:
         return max((doc.get("ends_at") or "" for doc in self.alerts.values() if doc["status"] == "resolved"),
                    default="")
 
-    def counts(self) -> Counter[str]:
-        return Counter(a.status for a in self.members())
-
 
 def iso(when: datetime | None) -> str:
     return when.isoformat() if when is not None else ""
@@ -352,15 +339,13 @@ async def change_thread(store: Store, key: str, change: Change) -> AlertThread |
     `change` gets the current thread (None if there is none) and returns the new one, or the same
     object (or None) to leave it as it is. It may run several times: keep it pure.
     """
-    for _ in range(MAX_CHANGE_ATTEMPTS):
-        current = await store.get(key)
-        thread = AlertThread.from_doc(current.value) if current is not None else None
+    def apply(doc: Any) -> Any:
+        thread = AlertThread.from_doc(doc) if doc is not None else None
         changed = change(thread)
-        if changed is None or changed is thread:
-            return thread
-        if await store.put_if(key, changed.to_doc(), current.version if current else None, ttl=THREAD_TTL):
-            return changed
-    raise RuntimeError(f"{key}: gave up after {MAX_CHANGE_ATTEMPTS} conflicting writes")
+        return doc if changed is None or changed is thread else changed.to_doc()
+
+    stored = await change_document(store, key, apply, ttl=THREAD_TTL)
+    return AlertThread.from_doc(stored) if stored is not None else None
 
 
 async def load_thread(store: Store, key: str) -> AlertThread | None:

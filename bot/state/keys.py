@@ -53,7 +53,10 @@ Jobs (id -> what it does; the lane keeps kinds of work from waiting behind each 
     escalate:{thread}:{starts_at}:{kind}   lane timers, due at the SLA's deadline (kind ack or
                                            resolve): escalate unless acknowledged / resolved
     escalate-now:{thread}:{event}          lane incidents: `@ops escalate <reason>` in the thread
-    page:{dedup_key}:{action}:{entry}      lane incidents: one PagerDuty event (retried on 429/5xx)
+    page:{dedup_key}:{action}:{entry}      lane incidents: one PagerDuty event of a manual or related
+                                           incident (retried on 429/5xx)
+    page:{source}:{id}:sync:{starts_at}    lane incidents: bring PagerDuty up to date with a thread's
+                                           firing (trigger, acknowledge, resolve, in order, each once)
     related:{bucket}                       lane incidents: escalate related critical alerts once
     incident:{origin}                      lane incidents: `/ops escalate <reason>`, a manual incident
     postmortem:{thread}:{origin}           lane incidents: draft and upload a thread's post-mortem
@@ -91,6 +94,7 @@ KIND_ACTION_RENDER = "action-render"
 KIND_ACK = "incident-ack"
 KIND_ESCALATE = "incident-escalate"
 KIND_PAGE = "incident-page"
+KIND_PAGE_SYNC = "incident-page-sync"
 KIND_RELATED = "incident-related"
 KIND_MANUAL = "incident-manual"
 KIND_POSTMORTEM = "incident-postmortem"

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from bot.state.clock import SYSTEM_CLOCK, Clock
 
@@ -185,6 +185,26 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+MAX_CHANGE_ATTEMPTS = 50
+
+
+async def change_document(store: Store, key: str, change: Callable[[JSON | None], JSON | None],
+                          ttl: float | None = None) -> JSON | None:
+    """Apply `change` to the document at `key` by compare-and-set, reading again after a conflict;
+    returns the document as stored afterwards. `change` gets the current value (None when there is
+    none) and returns the new one, or the same object (or None) to leave it: it may run several
+    times, so keep it pure."""
+    for _ in range(MAX_CHANGE_ATTEMPTS):
+        current = await store.get(key)
+        value = current.value if current is not None else None
+        changed = change(value)
+        if changed is None or changed is value:
+            return value
+        if await store.put_if(key, changed, current.version if current is not None else None, ttl=ttl):
+            return changed
+    raise RuntimeError(f"{key}: gave up after {MAX_CHANGE_ATTEMPTS} conflicting writes")
 
 
 def open_store(url: str, clock: Clock = SYSTEM_CLOCK, log_retention: float | None = None) -> Store:

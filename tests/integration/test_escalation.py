@@ -216,7 +216,7 @@ async def test_pagerduty_answering_429_then_500_is_retried_until_it_takes_the_pa
     await settle(bot)
     pagerduty.rate_limit(times=1, retry_after=1)
     pagerduty.fail(times=1, status=500)
-    retried = bot.runtime.metrics.work.labels(kind="incident-page", outcome="retried")
+    retried = bot.runtime.metrics.work.labels(kind="incident-page-sync", outcome="retried")
     clock.advance(5 * 60)
     for failures in (1, 2):  # each retry waits its backoff on the store's clock: moved on once recorded
         await pagerduty.wait_for_requests(failures)
@@ -454,7 +454,7 @@ async def test_an_acknowledgement_before_pagerduty_took_the_page_means_no_page_a
 ):
     bot, root = await firing(start_bot, env, clock, http, fake_slack)
     pagerduty.rate_limit(times=1, retry_after=5)  # the page waits its turn...
-    retried = bot.runtime.metrics.work.labels(kind="incident-page", outcome="retried")
+    retried = bot.runtime.metrics.work.labels(kind="incident-page-sync", outcome="retried")
     clock.advance(5 * 60)
     async with asyncio.timeout(10):
         while retried._value.get() < 1:

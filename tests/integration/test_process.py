@@ -54,18 +54,21 @@ async def test_terminal_pods_exits_zero_when_all_pods_are_ready(kube):
     assert "2/2" in out
 
 
-async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, unused_tcp_port, tmp_path):
-    env = {
-        "STATE_URL": f"sqlite:///{tmp_path}/state.db",
-        "SLACK_BOT_TOKEN": fake_slack.bot_token,
-        "SLACK_SIGNING_SECRET": signing_secret,
-        "SLACK_API_URL": fake_slack.api_url,
-        "PORT": str(unused_tcp_port),
-    }
-    proc = await asyncio.create_subprocess_exec(
+def _bot_env(fake_slack, signing_secret: str, port: int, tmp_path) -> dict[str, str]:
+    return {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "SLACK_BOT_TOKEN": fake_slack.bot_token,
+            "SLACK_SIGNING_SECRET": signing_secret, "SLACK_API_URL": fake_slack.api_url, "PORT": str(port)}
+
+
+async def _serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python app.py` with `env`: the bot as it runs in production."""
+    return await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "app.py"), env=_env(env), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_sigterm_stops_the_server_and_exits_0(fake_slack, signing_secret, unused_tcp_port, tmp_path):
+    proc = await _serve(_bot_env(fake_slack, signing_secret, unused_tcp_port, tmp_path))
     try:
         await _wait_healthy(unused_tcp_port)
         proc.send_signal(signal.SIGTERM)
@@ -250,13 +253,8 @@ async def test_sigterm_while_the_bot_is_still_starting_exits_cleanly(fake_slack,
                                                                      tmp_path, kube):
     # A rollout may stop a pod that is still warming up (loading the Kubernetes client's classes):
     # before, the signal arrived before its handler existed and killed the process (-15).
-    env = {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "SLACK_BOT_TOKEN": fake_slack.bot_token,
-           "SLACK_SIGNING_SECRET": signing_secret, "SLACK_API_URL": fake_slack.api_url,
-           "PORT": str(unused_tcp_port), "KUBECONFIG": kube.kubeconfig_path}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "app.py"), env=_env(env), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _serve({**_bot_env(fake_slack, signing_secret, unused_tcp_port, tmp_path),
+                         "KUBECONFIG": kube.kubeconfig_path})
     try:
         async with aiohttp.ClientSession() as http, asyncio.timeout(30):
             while True:  # until /readyz says it is starting: the warm-up is under way

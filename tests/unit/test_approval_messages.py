@@ -140,7 +140,7 @@ async def test_an_offer_for_an_alert_whose_labels_name_no_valid_deployment_is_re
     from bot.alerting.model import Alert
     from bot.alerting.offers import Offers
     from bot.alerting.playbooks import Playbooks
-    from bot.alerting.state import AlertThread, change_thread
+    from bot.alerting.state import AlertThread, Notice, change_thread
     from bot.state.store import open_store
 
     alert = Alert(fingerprint="fp", status="firing", starts_at=datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc),
@@ -153,8 +153,8 @@ async def test_an_offer_for_an_alert_whose_labels_name_no_valid_deployment_is_re
 
     store = open_store(f"sqlite:///{tmp_path}/state.db")
     try:
-        await change_thread(store, "thread:webhook:fp",
-                            lambda _: AlertThread.open(alert, "webhook", "C0ALERTS01", "1.000100", 0.0))
+        opened = AlertThread.open_notice(Notice.of_alert(alert), "webhook", "C0ALERTS01", "1.000100", 0.0)
+        await change_thread(store, "thread:webhook:fp", lambda _: opened)
         offers = Offers(store, Playbooks(), ActionsConfig(), replicas, lambda: 20)
         with pytest.raises(UsageError) as refused:
             await offers.spec("scale-up", "thread:webhook:fp", 0.0, Requester("U0ALICE001", "alice"), "r1",
