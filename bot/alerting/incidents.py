@@ -462,22 +462,25 @@ class Incidents:
         thread = await load_thread(self.store, key)
         if self.pager is None or thread is None or thread.starts_at != p["starts_at"]:
             return
-        for entry in thread.escalations:
-            if entry.get("pagerduty") != "paging" and not entry.get("sent"):
-                continue  # not configured, or not paged (acknowledged before its deadline's turn)
-            await self._bring_up_to_date(key, thread, entry)
+        # Not configured, or not paged (acknowledged before its deadline's turn): left out. The
+        # deadlines of one firing share its incident (one dedup_key): its events are sent once.
+        paging = [e for e in thread.escalations if e.get("pagerduty") == "paging" or e.get("sent")]
+        for dedup in dict.fromkeys(str(e["dedup_key"]) for e in paging):
+            await self._bring_up_to_date(key, thread, [e for e in paging if e["dedup_key"] == dedup])
             thread = await load_thread(self.store, key) or thread
 
-    async def _bring_up_to_date(self, key: str, thread: AlertThread, entry: Mapping[str, Any]) -> None:
-        """The events one escalation's incident still needs, in order; each recorded once sent."""
+    async def _bring_up_to_date(self, key: str, thread: AlertThread, entries: list[Mapping[str, Any]]) -> None:
+        """The events one incident (the escalations sharing a dedup_key) still needs, in order;
+        each recorded on them once sent."""
         assert self.pager is not None
-        sent = tuple(entry.get("sent") or ())
+        entry, ids = entries[0], {str(e["id"]) for e in entries}
+        sent = tuple(dict.fromkeys(action for e in entries for action in e.get("sent") or ()))
         wanted: list[str] = []
         if "trigger" not in sent:
             if thread.status == "firing" and (not thread.acked_by or entry.get("kind") == "manual"):
                 wanted.append("trigger")
             else:  # acknowledged or resolved before the page went out: nobody needs waking
-                await self._mark(key, str(entry["id"]), pagerduty="not sent: acknowledged or resolved first")
+                await self._mark(key, ids, pagerduty="not sent: acknowledged or resolved first")
                 return
         opened = "trigger" in sent or wanted
         if opened and thread.acked_by and "acknowledge" not in sent and thread.status == "firing":
@@ -502,19 +505,19 @@ class Incidents:
                 text = f":warning: PagerDuty refused the {action}: {safe(str(e))}"
                 await self.threads.post_in_thread(key, thread, f"pagerduty-refused:{entry['id']}:{action}",
                                                   Message(text=text, blocks=[]))
-                await self._mark(key, str(entry["id"]), sent=(*sent, action),
+                await self._mark(key, ids, sent=(*sent, action),
                                  **({"pagerduty": f"refused: {e}"} if action == "trigger" else {}))
                 return
             sent = (*sent, action)
             outcome = {"trigger": "triggered", "acknowledge": "triggered, acknowledged",
                        "resolve": "triggered, resolved"}[action]
-            await self._mark(key, str(entry["id"]), sent=sent, pagerduty=outcome)
+            await self._mark(key, ids, sent=sent, pagerduty=outcome)
 
-    async def _mark(self, key: str, entry_id: str, **changes: Any) -> None:
+    async def _mark(self, key: str, ids: set[str], **changes: Any) -> None:
         def mark(t: AlertThread | None) -> AlertThread | None:
             if t is None:
                 return t
-            changed = tuple({**e, **changes} if e.get("id") == entry_id else e for e in t.escalations)
+            changed = tuple({**e, **changes} if e.get("id") in ids else e for e in t.escalations)
             return t.replace(escalations=changed) if changed != t.escalations else t
 
         await change_thread(self.store, key, mark)

@@ -56,6 +56,7 @@ from bot.commands.execute import execute
 from bot.commands.model import Context
 from bot.commands.parser import CommandTable
 from bot.commands.report import describe_exception, log_failure
+from bot.errors import TemporaryError
 from bot.settings import Settings
 from bot.slack.once import Posted, PostRecord, StoreLedger, post_once
 from bot.slack.poster import Poster
@@ -415,7 +416,13 @@ class AlertThreads:
         return ended - started
 
     async def post_in_thread(self, key: str, thread: AlertThread, name: str, message: Message) -> Posted:
-        """A reply in the thread, posted once under `name` (its record kept in the thread's posts)."""
+        """A reply in the thread, posted once under `name` (its record kept in the thread's posts).
+        A thread whose root is not posted yet (the bot's alert post waits for Slack: an escalation
+        can come first) has no place for it: TemporaryError, and the job tries again later."""
+        if not thread.ts:
+            thread = await load_thread(self.store, key) or thread
+        if not thread.ts:
+            raise TemporaryError("the alert's post is not made yet; the reply in its thread waits for it")
         return await self._post_once(key, thread, name, message, thread_ts=thread.ts)
 
     async def _post_once(self, key: str, thread: AlertThread, name: str, message: Message,
